@@ -1,0 +1,134 @@
+"""FLOPs per operation and per phase: prefill over B×T tokens, one decode step at context L, a training step.
+
+Conventions (conventions.md): 2 FLOPs per MAC; only matrix products; attention 'dense' (full T×T, the
+default, as eager attention and MFU count it) or 'causal' (unmasked pairs only); MoE counts the e routed
+experts per token plus router and shared experts; MLA prefill in the naive form, decode absorbed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformer_math.analysis.quantity import Quantity, q, total
+from transformer_math.config.spec import LayerSpec, ModelSpec
+from transformer_math.formulas import flops as f
+
+ATTENTION_CONVENTIONS = ("dense", "causal")
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One row of the per-operation table (seed 001 layout): operation, output shape, FLOPs."""
+
+    name: str
+    shape: tuple[int, ...]
+    flops: Quantity
+
+
+def cached_tokens(layer: LayerSpec, L: int) -> int:
+    """L_kv: tokens a layer's cache holds after L tokens (HF keeps S-1 on window layers)."""
+    return L if layer.attention == "full" else min(L, layer.window - 1)  # type: ignore[operator]
+
+
+def _pairs(layer: LayerSpec, T: int, attention: str) -> Quantity:
+    if attention == "dense":
+        return q("n_pairs", f.dense_pairs, T=T)
+    return q("n_pairs", f.causal_pairs, T=T, kind=layer.attention, S=layer.window)
+
+
+def layer_ops(s: ModelSpec, layer: LayerSpec, *, B: int, T: int, L: int = 0, attention: str = "dense",
+              decode: bool = False) -> list[Op]:
+    """Ops of one layer: prefill of T tokens per sequence, or (decode) one token over L cached ones."""
+    d, h_q, h_kv, d_h = s.d_model, s.n_heads, s.n_kv_heads, s.head_dim
+    N = B * T
+    if decode:
+        keys = cached_tokens(layer, L) + 1
+        pairs = keys
+    else:
+        keys, pairs = T, int(_pairs(layer, T, attention).value)
+
+    def lin(name: str, d_in: int, d_out: int, *, tokens: int = N) -> Op:
+        return Op(name, (B, tokens // B, d_out), q(name, f.linear_flops, N_tok=tokens, d_in=d_in, d_out=d_out))
+
+    ops: list[Op] = []
+    if s.mla is None:
+        ops += [lin("attention.q_proj", d, h_q * d_h), lin("attention.k_proj", d, h_kv * d_h),
+                lin("attention.v_proj", d, h_kv * d_h),
+                Op("attention.scores QK^T", (B, h_q, T, keys),
+                   q("attention.scores", f.attention_score_flops, B=B, h_q=h_q, n_pairs=pairs, d_qk=d_h)),
+                Op("attention.values PV", (B, h_q, T, d_h),
+                   q("attention.values", f.attention_value_flops, B=B, h_q=h_q, n_pairs=pairs, d_v=d_h)),
+                lin("attention.o_proj", h_q * d_h, d)]
+    else:
+        m = s.mla
+        d_qk = m.d_nope + m.d_rope
+        if m.q_rank:
+            ops += [lin("attention.q_a_proj", d, m.q_rank), lin("attention.q_b_proj", m.q_rank, h_q * d_qk)]
+        else:
+            ops.append(lin("attention.q_proj", d, h_q * d_qk))
+        ops.append(lin("attention.kv_a_proj", d, m.kv_rank + m.d_rope))
+        if decode:  # absorbed: W_UK folded into the query, W_UV applied after attending over latents
+            ops += [lin("attention.absorb_q W_UK", m.d_nope, m.kv_rank, tokens=N * h_q),
+                    Op("attention.scores QK^T", (B, h_q, T, keys), q("attention.scores", f.attention_score_flops,
+                       B=B, h_q=h_q, n_pairs=pairs, d_qk=m.kv_rank + m.d_rope)),
+                    Op("attention.values PV", (B, h_q, T, m.kv_rank), q("attention.values",
+                       f.attention_value_flops, B=B, h_q=h_q, n_pairs=pairs, d_v=m.kv_rank)),
+                    lin("attention.absorb_o W_UV", m.kv_rank, m.d_v, tokens=N * h_q)]
+        else:  # naive: latents decompressed to per-head K and V
+            ops += [lin("attention.kv_b_proj", m.kv_rank, h_q * (m.d_nope + m.d_v)),
+                    Op("attention.scores QK^T", (B, h_q, T, keys), q("attention.scores", f.attention_score_flops,
+                       B=B, h_q=h_q, n_pairs=pairs, d_qk=d_qk)),
+                    Op("attention.values PV", (B, h_q, T, m.d_v), q("attention.values", f.attention_value_flops,
+                       B=B, h_q=h_q, n_pairs=pairs, d_v=m.d_v))]
+        ops.append(lin("attention.o_proj", h_q * m.d_v, d))
+    g = s.n_up
+    if layer.mlp == "dense":
+        ops += [lin("mlp.up_gate" if g == 2 else "mlp.up", d, g * layer.d_ff), lin("mlp.down", layer.d_ff, d)]
+    else:
+        m2 = s.moe
+        assert m2 is not None
+        routed = N * m2.experts_per_token
+        ops += [lin("moe.router", d, m2.n_experts),
+                lin("moe.experts.up_gate" if g == 2 else "moe.experts.up", d, g * m2.d_moe, tokens=routed),
+                lin("moe.experts.down", m2.d_moe, d, tokens=routed)]
+        if m2.n_shared:
+            ops += [lin("moe.shared.up_gate" if g == 2 else "moe.shared.up", d, g * m2.shared_width),
+                    lin("moe.shared.down", m2.shared_width, d)]
+    return ops
+
+
+def forward_flops(s: ModelSpec, *, B: int, T: int, L: int = 0, attention: str = "dense", decode: bool = False,
+                  key: str) -> Quantity:
+    """Σ over layer kinds of n·(Σ ops) + the LM head over every position (B·T tokens)."""
+    parts = []
+    for layer, n in s.layer_kinds:
+        ops = layer_ops(s, layer, B=B, T=T, L=L, attention=attention, decode=decode)
+        parts.append(total(f"layers[{layer.kind}]×{n}",
+                           [_times(op.flops, n) for op in ops], unit="FLOPs", symbol="F_layers"))
+    parts.append(q("lm_head", f.linear_flops, N_tok=B * T, d_in=s.d_model, d_out=s.vocab_size))
+    return total(key, parts, unit="FLOPs", symbol="F")
+
+
+def _times(x: Quantity, n: int) -> Quantity:
+    return Quantity(key=x.key, value=x.value * n, unit=x.unit, symbol=x.symbol, formula_id=x.formula_id,
+                    inputs=x.inputs, count=n)
+
+
+def recompute_flops(s: ModelSpec, *, B: int, T: int, recompute: str, attention: str = "dense") -> Quantity:
+    """Extra forward work in backward: none; selective = attention core (QK^T, PV); full = every layer."""
+    parts = []
+    if recompute != "none":
+        for layer, n in s.layer_kinds:
+            ops = layer_ops(s, layer, B=B, T=T, attention=attention)
+            if recompute == "selective":
+                ops = [op for op in ops if op.name.startswith(("attention.scores", "attention.values"))]
+            parts += [_times(op.flops, n) for op in ops]
+    return total("flops.recompute", parts, unit="FLOPs", symbol="F_recompute",
+                 note=f"recompute={recompute} (Korthikanti et al. 2022 §5: selective recomputes the attention core)")
+
+
+def train_step_flops(s: ModelSpec, *, B: int, T: int, recompute: str = "none",
+                     attention: str = "dense") -> Quantity:
+    fwd = forward_flops(s, B=B, T=T, attention=attention, key="flops.forward")
+    rec = recompute_flops(s, B=B, T=T, recompute=recompute, attention=attention)
+    return q("flops.train_step", f.train_step_flops, F_fwd=int(fwd.value), k_bwd=2, F_recompute=int(rec.value))

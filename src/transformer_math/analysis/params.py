@@ -1,0 +1,115 @@
+"""Parameter breakdowns: by component, by layer kind, total and MoE-active."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from transformer_math.analysis.quantity import Quantity, q, total
+from transformer_math.config.spec import LayerSpec, ModelSpec
+from transformer_math.formulas import params as f
+
+# Memory groups a parameter component belongs to (a quantization_config or --weight-dtype names these).
+GROUPS = ("embedding", "positions", "lm_head", "attention", "norms", "mlp", "router", "experts", "shared_experts")
+
+
+def group_of(component: str) -> str:
+    """'attention.q_proj' → 'attention'; 'moe.experts' → 'experts'; 'attention.qk_norm' → 'norms'."""
+    if component.endswith("norm") or component == "norms":
+        return "norms"
+    head, _, tail = component.partition(".")
+    return tail if head == "moe" else head
+
+
+def layer_params(s: ModelSpec, layer: LayerSpec, n: int) -> list[Quantity]:
+    """The parameters of `n` identical layers, one quantity per component."""
+    d, h_q, h_kv, d_h = s.d_model, s.n_heads, s.n_kv_heads, s.head_dim
+    out: list[Quantity] = []
+    if s.mla is None:
+        out += [q("attention.q_proj", f.linear_params, symbol="P_WQ", count=n, d_in=d, d_out=h_q * d_h, bias=s.qkv_bias),
+                q("attention.k_proj", f.linear_params, symbol="P_WK", count=n, d_in=d, d_out=h_kv * d_h, bias=s.qkv_bias),
+                q("attention.v_proj", f.linear_params, symbol="P_WV", count=n, d_in=d, d_out=h_kv * d_h, bias=s.qkv_bias),
+                q("attention.o_proj", f.linear_params, symbol="P_WO", count=n, d_in=h_q * d_h, d_out=d, bias=s.o_bias)]
+        if s.qk_norm:
+            out.append(q("attention.qk_norm", f.norm_params, count=n, n_norm=2, k_norm=1, w=d_h))
+    else:
+        m = s.mla
+        qk = h_q * (m.d_nope + m.d_rope)
+        if m.q_rank:
+            out += [q("attention.q_a_proj", f.linear_params, symbol="P_WDQ", count=n, d_in=d, d_out=m.q_rank, bias=s.qkv_bias),
+                    q("attention.q_a_norm", f.norm_params, count=n, n_norm=1, k_norm=1, w=m.q_rank),
+                    q("attention.q_b_proj", f.linear_params, symbol="P_WUQ", count=n, d_in=m.q_rank, d_out=qk, bias=False)]
+        else:
+            out.append(q("attention.q_proj", f.linear_params, symbol="P_WQ", count=n, d_in=d, d_out=qk, bias=False))
+        out += [q("attention.kv_a_proj", f.linear_params, symbol="P_WDKV", count=n, d_in=d, d_out=m.kv_rank + m.d_rope,
+                  bias=s.qkv_bias),
+                q("attention.kv_a_norm", f.norm_params, count=n, n_norm=1, k_norm=1, w=m.kv_rank),
+                q("attention.kv_b_proj", f.linear_params, symbol="P_WUKV", count=n, d_in=m.kv_rank,
+                  d_out=h_q * (m.d_nope + m.d_v), bias=False),
+                q("attention.o_proj", f.linear_params, symbol="P_WO", count=n, d_in=h_q * m.d_v, d_out=d, bias=s.o_bias)]
+    if s.sinks:
+        out.append(q("attention.sinks", f.sink_params, count=n, h_q=h_q))
+    out.append(q("norms", f.norm_params, count=n, n_norm=s.norms_per_layer, k_norm=1 + (s.norm == "layernorm"), w=d))
+    if layer.mlp == "dense":
+        out.append(q("mlp", f.mlp_params, count=n, d=d, d_ff=layer.d_ff, g_up=s.n_up, bias=s.mlp_bias))
+    else:
+        m = s.moe
+        assert m is not None
+        out += [q("moe.router", f.router_params, count=n, d=d, E=m.n_experts, bias=m.router_bias),
+                q("moe.experts", f.experts_params, count=n, E=m.n_experts, d=d, d_moe=m.d_moe, g_up=s.n_up,
+                  bias=m.expert_bias)]
+        if m.n_shared:
+            out.append(q("moe.shared_experts", f.mlp_params, symbol="P_shared", count=n, d=d, d_ff=m.shared_width,
+                         g_up=s.n_up, bias=False))
+    return out
+
+
+def params_breakdown(s: ModelSpec) -> Quantity:
+    """params.total: embeddings + positions + every layer kind + final norm + LM head."""
+    d = s.d_model
+    parts = [q("embedding", f.embedding_params, symbol="P_emb", V=s.vocab_size, d=d)]
+    if s.learned_positions:
+        parts.append(q("positions", f.position_params, L_max=s.max_context, d=d))
+    for layer, n in s.layer_kinds:
+        parts.append(total(f"layers[{layer.kind}]×{n}", layer_params(s, layer, n), unit="parameters",
+                           symbol="P_layers"))
+    parts.append(q("final_norm", f.norm_params, n_norm=1, k_norm=1 + (s.norm == "layernorm"), w=d))
+    parts.append(q("lm_head", f.lm_head_params, d=d, V=s.vocab_size, tie=s.tie_embeddings))
+    return total("params.total", parts, unit="parameters", symbol="P")
+
+
+def by_component(breakdown: Quantity) -> dict[str, int]:
+    """Totals per component across all layers (attention.q_proj, mlp, moe.experts, …)."""
+    out: dict[str, int] = defaultdict(int)
+    for part in breakdown.children:
+        for leaf in part.children or (part,):
+            out[leaf.key] += int(leaf.value)
+    return dict(out)
+
+
+def by_group(breakdown: Quantity) -> dict[str, int]:
+    """Totals per memory group (embedding, lm_head, attention, norms, mlp, router, experts, shared_experts)."""
+    out: dict[str, int] = defaultdict(int)
+    for key, v in by_component(breakdown).items():
+        out[group_of("norms" if key == "final_norm" else key)] += v
+    return dict(out)
+
+
+def routed_expert_params(breakdown: Quantity) -> int:
+    return by_component(breakdown).get("moe.experts", 0)
+
+
+def active_params(s: ModelSpec, breakdown: Quantity, *, convention: str = "all") -> Quantity:
+    """params.active — what one token touches: all but routed experts, plus e/E of those.
+
+    convention 'all' (seed 000, DeepSeek): embedding and head counted; 'no_embedding' (gpt-oss card):
+    the embedding table is not counted (a lookup, not a matmul), the LM head is.
+    """
+    P, routed = int(breakdown.value), routed_expert_params(breakdown)
+    e, E = (s.moe.experts_per_token, s.moe.n_experts) if s.moe else (1, 1)
+    value = q("params.active", f.active_params, P=P, P_routed=routed, e=e, E=E)
+    if convention == "all":
+        return value
+    emb = by_component(breakdown)["embedding"]
+    return total(f"params.active_{convention}", [value, Quantity(key="minus_embedding", value=-emb,
+                 unit="parameters", symbol="P_emb", note="embedding lookup not counted")],
+                 unit="parameters", symbol="P_active", note="gpt-oss model card convention")

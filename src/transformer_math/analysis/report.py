@@ -1,0 +1,153 @@
+"""analyze(): one entry point from a model (preset, path, dict or spec) and a workload to every number."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformer_math.analysis import flops as fl
+from transformer_math.analysis import memory as mem
+from transformer_math.analysis.params import active_params, by_component, by_group, layer_params, params_breakdown
+from transformer_math.analysis.quantity import Quantity
+from transformer_math.config import load_model
+from transformer_math.config.spec import ModelSpec
+from transformer_math.errors import TmathError
+from transformer_math.units import DType, parse_dtype
+
+MAX_TOKENS = 10**9  # B·L above this is not a workload any device holds
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Conventions:
+    """How numbers are counted; echoed with every result."""
+
+    attention: str = "dense"  # dense: full T×T scores (eager/MFU); causal: unmasked pairs only
+    recompute: str = "none"  # none | selective | full
+    flops_per_mac: int = 2
+    active: str = "all"  # all: seed 000 P_active; no_embedding: gpt-oss card
+
+    def describe(self) -> str:
+        return (f"FLOP = {self.flops_per_mac}·MAC, matmuls only; attention={self.attention}; recompute={self.recompute}; "
+                f"prefill includes the LM head on every position; MoE counts routed experts (e of E); "
+                f"active params: {self.active}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Report:
+    spec: ModelSpec
+    batch: int
+    context: int
+    conventions: Conventions
+    weight_dtypes: Mapping[str, DType]
+    kv_dtype: DType
+    quantities: Mapping[str, Quantity] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> int | float:
+        return self.quantities[key].value
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat stable keys (conventions.md) with numbers, plus every quantity explained and the breakdowns."""
+        out: dict[str, Any] = {k: v.value for k, v in self.quantities.items()}
+        params = self.quantities["params.total"]
+        out.update({
+            "model": self.spec.name, "family": self.spec.family,
+            "inputs": {"batch": self.batch, "context": self.context, "kv_dtype": self.kv_dtype.name,
+                       "weight_dtype": {k: v.name for k, v in self.weight_dtypes.items()}},
+            "conventions": self.conventions.describe(),
+            "symbols": {k: v for k, v in self.spec.symbols().items() if isinstance(v, int | float | str | bool)},
+            "params.by_component": by_component(params),
+            "params.by_group": by_group(params),
+            "params.by_layer": self.params_by_layer(),
+            "flops.per_op": self.per_op_table(),
+            "quantities": {k: v.to_dict() for k, v in self.quantities.items()},
+        })
+        return out
+
+    def params_by_layer(self) -> list[dict[str, Any]]:
+        per_kind = {layer: sum(x.value for x in layer_params(self.spec, layer, 1)) for layer, _ in self.spec.layer_kinds}
+        return [{"layer": i, "kind": layer.kind, "params": per_kind[layer]} for i, layer in enumerate(self.spec.layers)]
+
+    def per_op_table(self) -> dict[str, list[dict[str, Any]]]:
+        """Per layer kind: (operation, output shape, FLOPs) for prefill of B×L tokens and one decode step."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for layer, n in self.spec.layer_kinds:
+            for phase, kw in (("prefill", dict(T=self.context)), ("decode", dict(T=1, L=self.context, decode=True))):
+                ops = fl.layer_ops(self.spec, layer, B=self.batch, attention=self.conventions.attention, **kw)
+                out[f"{phase} {layer.kind} ×{n}"] = [
+                    {"op": op.name, "shape": list(op.shape), "flops": op.flops.value,
+                     "formula": op.flops.substituted} for op in ops]
+        return out
+
+    def explain(self, key: str) -> str:
+        if key not in self.quantities:
+            raise TmathError("quantity", key, f"one of {', '.join(self.quantities)}")
+        return render_explanation(self.quantities[key])
+
+
+def render_explanation(x: Quantity, indent: str = "") -> str:
+    lines = [f"{indent}{x.key} = {x.value:,} {x.unit}   [{x.symbol}]" + (f"  ({x.note})" if x.note else ""),
+             f"{indent}  {x.symbol} = {x.formula}", f"{indent}       = {x.substituted}"]
+    if x.formula_id:
+        lines.append(f"{indent}  source: {x.source}")
+    for c in x.children:
+        lines.append(render_explanation(c, indent + "    "))
+    return "\n".join(lines)
+
+
+def parse_weight_dtypes(text: str | Mapping[str, str] | None, spec: ModelSpec) -> dict[str, DType]:
+    """'auto' (checkpoint: bf16 + quantization_config), 'int4', or per group 'experts=int4,*=bf16'."""
+    from transformer_math.analysis.params import GROUPS
+
+    out: dict[str, DType] = {"*": parse_dtype("bf16")}
+    if text is None or text == "auto":
+        out.update((g, parse_dtype(d)) for g, d in spec.quantized)
+        return out
+    items = text.items() if isinstance(text, Mapping) else (
+        (p.split("=", 1) if "=" in p else ("*", p)) for p in str(text).split(",") if p.strip())
+    for group, d in items:
+        group = group.strip()
+        if group != "*" and group not in GROUPS:
+            raise TmathError("weight_dtype", group, f"a tensor group: * or one of {', '.join(GROUPS)}")
+        out[group] = parse_dtype(d.strip(), field=f"weight_dtype[{group}]")
+    return out
+
+
+def _positive(name: str, value: object, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise TmathError(name, value, f"an integer from 1 to {high}")
+    return value
+
+
+def analyze(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec, *, batch: int = 1, context: int = 2048,
+            weight_dtype: str | Mapping[str, str] | None = "auto", kv_dtype: str = "bf16",
+            conventions: Conventions | None = None) -> Report:
+    """Parameters, memory and FLOPs of `model` for B = batch sequences at context L = context."""
+    spec = load_model(model)
+    c = conventions or Conventions()
+    if c.attention not in fl.ATTENTION_CONVENTIONS:
+        raise TmathError("attention", c.attention, "dense or causal")
+    if c.recompute not in mem.RECOMPUTE:
+        raise TmathError("recompute", c.recompute, "none, selective or full")
+    B, L = _positive("batch", batch, MAX_TOKENS), _positive("context", context, MAX_TOKENS)
+    if B * L > MAX_TOKENS:
+        raise TmathError("batch×context", B * L, f"at most {MAX_TOKENS} tokens")
+    wd, kv = parse_weight_dtypes(weight_dtype, spec), parse_dtype(kv_dtype, field="kv_dtype")
+    params = params_breakdown(spec)
+    P_active = active_params(spec, params, convention=c.active)
+    P = int(params.value)
+    grads, opt = mem.training_state_bytes(P)
+    quantities = {
+        "params.total": params,
+        "params.active": P_active,
+        "memory.weights_bytes": mem.weights_bytes(spec, params, wd),
+        "memory.kv_cache_bytes": mem.kv_cache_bytes(spec, B=B, L=L, kv=kv),
+        "memory.gradients_bytes": grads,
+        "memory.optimizer_bytes": opt,
+        "memory.activations_bytes": mem.activation_bytes(spec, B=B, T=L, recompute=c.recompute),
+        "flops.prefill": fl.forward_flops(spec, B=B, T=L, attention=c.attention, key="flops.prefill"),
+        "flops.decode_token": fl.forward_flops(spec, B=B, T=1, L=L, decode=True, key="flops.decode_token"),
+        "flops.train_step": fl.train_step_flops(spec, B=B, T=L, recompute=c.recompute, attention=c.attention),
+    }
+    return Report(spec=spec, batch=B, context=L, conventions=c, weight_dtypes=wd, kv_dtype=kv, quantities=quantities)

@@ -1,0 +1,172 @@
+"""The model spec: one frozen description of an architecture in the symbols of seed 000.
+
+Per-layer structure is data: every layer has an attention kind (full, sliding window S, chunked S,
+with or without RoPE) and an MLP kind (dense with its own d_ff, or MoE). Everything the math needs is
+here; nothing downstream reads a Hugging Face key.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, fields
+
+from transformer_math.errors import TmathError
+
+MAX_SIZE = 10**7  # any width or count above this is a typo, not a model (largest real d is ~2.5·10^4)
+MAX_LAYERS = 10**4
+
+
+def sym(symbol: str, unit: str, doc: str) -> dict[str, str]:
+    return {"symbol": symbol, "unit": unit, "doc": doc}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LayerSpec:
+    """One decoder layer: how it attends and which MLP it runs."""
+
+    attention: str = field(default="full", metadata=sym("-", "-", "full | sliding | chunked"))
+    window: int | None = field(default=None, metadata=sym("S", "tokens", "window or chunk span"))
+    rope: bool = field(default=True, metadata=sym("-", "-", "False for NoPE layers"))
+    mlp: str = field(default="dense", metadata=sym("-", "-", "dense | moe"))
+    d_ff: int = field(default=0, metadata=sym("d_ff", "features", "dense MLP width of this layer"))
+
+    @property
+    def kind(self) -> str:
+        """Short name of the layer kind, e.g. 'sliding(128)+moe'."""
+        att = self.attention if self.window is None else f"{self.attention}({self.window})"
+        return f"{att}{'' if self.rope else '/nope'}+{self.mlp}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MoESpec:
+    n_experts: int = field(metadata=sym("E", "#", "routed experts per MoE layer"))
+    experts_per_token: int = field(metadata=sym("e", "#", "routed experts each token uses (top-e)"))
+    d_moe: int = field(metadata=sym("d_moe", "features", "expert MLP width"))
+    n_shared: int = field(default=0, metadata=sym("1_shared", "#", "shared experts"))
+    d_shared: int = field(default=0, metadata=sym("d_shared", "features", "width of one shared expert"))
+    router_bias: bool = False
+    expert_bias: bool = False
+
+    @property
+    def shared_width(self) -> int:
+        return self.n_shared * self.d_shared
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MLASpec:
+    """Multi-head latent attention (DeepSeek-V2/V3): low-rank Q and a compressed KV latent."""
+
+    q_rank: int = field(metadata=sym("d_cq", "features", "query latent rank (0: full-rank W_Q)"))
+    kv_rank: int = field(metadata=sym("d_c", "features", "KV latent rank, cached per token"))
+    d_nope: int = field(metadata=sym("d_h^nope", "features", "per-head non-rotary q/k width"))
+    d_rope: int = field(metadata=sym("d_h^rope", "features", "decoupled RoPE key width, cached per token"))
+    d_v: int = field(metadata=sym("d_v", "features", "per-head value width"))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelSpec:
+    name: str = field(metadata=sym("-", "-", "model name"))
+    family: str = field(metadata=sym("-", "-", "Hugging Face model_type the spec was read as"))
+    n_layers: int = field(metadata=sym("N_L", "#", "decoder layers"))
+    d_model: int = field(metadata=sym("d", "features", "hidden size"))
+    n_heads: int = field(metadata=sym("h_q", "#", "query heads"))
+    n_kv_heads: int = field(metadata=sym("h_kv", "#", "key/value heads"))
+    head_dim: int = field(metadata=sym("d_h", "features", "per-head width"))
+    vocab_size: int = field(metadata=sym("V", "tokens", "vocabulary size"))
+    max_context: int = field(metadata=sym("L_max", "tokens", "maximum context"))
+    n_up: int = field(default=2, metadata=sym("g_up", "#", "up-projection branches (2 = gated)"))
+    activation: str = "silu"
+    tie_embeddings: bool = field(default=False, metadata=sym("1_tie", "-", "LM head shares W_E"))
+    learned_positions: bool = field(default=False, metadata=sym("P", "-", "learned absolute positions"))
+    norm: str = field(default="rmsnorm", metadata=sym("Norm", "-", "rmsnorm | layernorm"))
+    norms_per_layer: int = field(default=2, metadata=sym("n_norm", "#", "norms per layer"))
+    qk_norm: bool = field(default=False, metadata=sym("-", "-", "learned per-head-dim q/k norms"))
+    qkv_bias: bool = False
+    o_bias: bool = False
+    mlp_bias: bool = False
+    sinks: bool = field(default=False, metadata=sym("-", "-", "learned per-head sink logits"))
+    n_sink_tokens: int = field(default=0, metadata=sym("k_sinks", "tokens", "pinned sink tokens"))
+    rope_theta: float | None = field(default=None, metadata=sym("θ_base", "-", "RoPE base"))
+    rope_scaling: float | None = field(default=None, metadata=sym("s_rope", "-", "RoPE scaling factor"))
+    moe: MoESpec | None = None
+    mla: MLASpec | None = None
+    layers: tuple[LayerSpec, ...] = ()
+    weight_dtype: str = field(default="bf16", metadata=sym("b_w", "bytes/elt", "checkpoint dtype"))
+    quantized: tuple[tuple[str, str], ...] = ()  # (tensor group, dtype name) from quantization_config
+    read_keys: tuple[str, ...] = field(default=(), compare=False)
+    ignored_keys: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        for f in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "vocab_size", "max_context",
+                  "n_up", "norms_per_layer"):
+            _check_int(f, getattr(self, f), low=1, high=MAX_SIZE if f != "max_context" else 10**9)
+        _check_int("n_layers", self.n_layers, low=1, high=MAX_LAYERS)
+        if self.n_heads % self.n_kv_heads:
+            raise TmathError("n_kv_heads", self.n_kv_heads,
+                             f"h_kv must divide h_q = {self.n_heads} (GQA groups of equal size)")
+        if self.norm not in ("rmsnorm", "layernorm"):
+            raise TmathError("norm", self.norm, "rmsnorm or layernorm")
+        if len(self.layers) != self.n_layers:
+            raise TmathError("layers", len(self.layers), f"one LayerSpec per layer: N_L = {self.n_layers}")
+        for i, layer in enumerate(self.layers):
+            if layer.attention not in ("full", "sliding", "chunked"):
+                raise TmathError(f"layers[{i}].attention", layer.attention, "full, sliding or chunked")
+            if layer.attention != "full":
+                _check_int(f"layers[{i}].window", layer.window, low=1, high=10**9)
+            if layer.mlp == "dense":
+                _check_int(f"layers[{i}].d_ff", layer.d_ff, low=1, high=MAX_SIZE)
+            elif layer.mlp == "moe":
+                if self.moe is None:
+                    raise TmathError(f"layers[{i}].mlp", "moe", "an MoE layer needs the model's MoE settings")
+            else:
+                raise TmathError(f"layers[{i}].mlp", layer.mlp, "dense or moe")
+        if self.moe is not None:
+            m = self.moe
+            _check_int("n_experts", m.n_experts, low=1, high=MAX_SIZE)
+            _check_int("experts_per_token", m.experts_per_token, low=1, high=m.n_experts)
+            _check_int("d_moe", m.d_moe, low=1, high=MAX_SIZE)
+            _check_int("n_shared", m.n_shared, low=0, high=MAX_SIZE)
+            if m.n_shared:
+                _check_int("d_shared", m.d_shared, low=1, high=MAX_SIZE)
+        if self.mla is not None:
+            for f in ("kv_rank", "d_nope", "d_rope", "d_v"):
+                _check_int(f, getattr(self.mla, f), low=1, high=MAX_SIZE)
+            _check_int("q_rank", self.mla.q_rank, low=0, high=MAX_SIZE)
+
+    # Derived symbols (seed 000 §1, §6, §15).
+    @property
+    def gqa_group(self) -> int:
+        """g_GQA = h_q / h_kv."""
+        return self.n_heads // self.n_kv_heads
+
+    @property
+    def kv_dim(self) -> int:
+        """h_kv·d_h: width of K (and of V) per token per layer."""
+        return self.n_kv_heads * self.head_dim
+
+    @property
+    def layer_kinds(self) -> list[tuple[LayerSpec, int]]:
+        """Distinct layer kinds with how many layers have each, in first-seen order."""
+        return list(Counter(self.layers).items())
+
+    @property
+    def n_moe_layers(self) -> int:
+        """N_L,moe."""
+        return sum(layer.mlp == "moe" for layer in self.layers)
+
+    def symbols(self) -> dict[str, object]:
+        """The spec's values keyed by symbol, for display."""
+        out: dict[str, object] = {}
+        for obj in (self, self.moe, self.mla):
+            if obj is None:
+                continue
+            for f in fields(obj):
+                s = f.metadata.get("symbol")
+                if s and s != "-":
+                    out[s] = getattr(obj, f.name)
+        return out
+
+
+def _check_int(name: str, value: object, *, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise TmathError(name, value, f"an integer from {low} to {high}")

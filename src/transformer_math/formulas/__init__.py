@@ -1,0 +1,1 @@
+"""Pure formulas of numbers: no spec objects, no I/O, no torch. Each is registered with its metadata."""

@@ -1,0 +1,55 @@
+"""Formula metadata: every formula function carries its symbol, unit, expression and source.
+
+The expression is written in seed 000's symbols; `substitute` puts numbers in their place, so each
+result can be shown as `M_KV = B·L·N_L·2·h_kv·d_h·b_kv = 1·2048·32·2·8·128·2`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Formula:
+    id: str
+    symbol: str
+    unit: str
+    expr: str
+    source: str
+
+    def substitute(self, inputs: Mapping[str, object]) -> str:
+        """The expression with each symbol replaced by its value (longest names first)."""
+        if not inputs:
+            return self.expr
+        names = sorted(inputs, key=len, reverse=True)
+        pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(re.escape(n) for n in names) + r")(?![A-Za-z0-9_])")
+        return pattern.sub(lambda m: _show(inputs[m.group(1)]), self.expr)
+
+
+REGISTRY: dict[str, Formula] = {}
+
+
+def formula(*, id: str, symbol: str, unit: str, expr: str, source: str) -> Callable[[F], F]:
+    """Register a pure formula function under `id`."""
+
+    def wrap(fn: F) -> F:
+        if id in REGISTRY:
+            raise RuntimeError(f"formula id {id} registered twice")
+        REGISTRY[id] = Formula(id=id, symbol=symbol, unit=unit, expr=expr, source=source)
+        fn.formula_id = id  # type: ignore[attr-defined]
+        return fn
+
+    return wrap
+
+
+def _show(v: object) -> str:
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)

@@ -1,0 +1,104 @@
+"""Data types as bytes per element, quantized formats (seed 000 §7) and display helpers.
+
+Bytes stay exact: a format's size is a Fraction of a byte per element, rounded up to whole bytes
+only once per tensor. Display is the only place numbers are humanized (GiB = 2^30, GB = 10^9).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from transformer_math.errors import TmathError
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DType:
+    """A storage format: q bits per element plus, for block formats, one scale (and zero-point) per g_q elements."""
+
+    name: str
+    bits: int  # q_w / q_kv [bits]
+    group_size: int | None = None  # g_q [#]; None = no per-group constants
+    scale_bits: int = 0  # bits of one group scale
+    zero_point_bits: int = 0  # bits of one group zero-point (1_zp = zero_point_bits > 0)
+
+    @property
+    def bytes_per_element(self) -> Fraction:
+        """b [bytes/elt] = q/8 + (scale_bits + zero_point_bits) / (8·g_q)."""
+        extra = Fraction(self.scale_bits + self.zero_point_bits, 8 * self.group_size) if self.group_size else 0
+        return Fraction(self.bits, 8) + extra
+
+    def tensor_bytes(self, n: int) -> int:
+        """Bytes of a tensor of n elements: ⌈n·q/8⌉ + ⌈n/g_q⌉·(scale + zero-point bytes)."""
+        data = -(-n * self.bits // 8)
+        if not self.group_size:
+            return data
+        return data + -(-n // self.group_size) * (self.scale_bits + self.zero_point_bits) // 8
+
+    @property
+    def formula(self) -> str:
+        if not self.group_size:
+            return f"{self.bits}/8"
+        zp = f" + {self.zero_point_bits}" if self.zero_point_bits else ""
+        return f"{self.bits}/8 + ({self.scale_bits}{zp})/(8·{self.group_size})"
+
+
+_BASE = {
+    "fp32": DType(name="fp32", bits=32),
+    "bf16": DType(name="bf16", bits=16),
+    "fp16": DType(name="fp16", bits=16),
+    "fp8": DType(name="fp8", bits=8),
+    "int8": DType(name="int8", bits=8),
+    # Block-scaled FP8 as DeepSeek-V3 ships it: an fp32 scale per 128×128 weight block.
+    "fp8-block": DType(name="fp8-block", bits=8, group_size=128 * 128, scale_bits=32),
+    # OCP microscaling FP4: an 8-bit E8M0 scale per 32 elements = 4.25 bits (gpt-oss model card §2.1).
+    "mxfp4": DType(name="mxfp4", bits=4, group_size=32, scale_bits=8),
+    # bitsandbytes NF4 (QLoRA): an fp32 absmax per 64 elements, without double quantization.
+    "nf4": DType(name="nf4", bits=4, group_size=64, scale_bits=32),
+    # GPTQ/AWQ-style int4: an fp16 scale per group of 128.
+    "int4": DType(name="int4", bits=4, group_size=128, scale_bits=16),
+}
+_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float": "fp32",
+            "float8": "fp8", "fp8_e4m3": "fp8", "e4m3": "fp8", "fp8_e5m2": "fp8"}
+_PATTERN = re.compile(r"^(int4|int8|nf4|mxfp4|fp8)(?:-g(\d+))?(-zp)?$")
+
+DTYPE_NAMES = tuple(_BASE)
+DTYPE_HELP = (f"one of {', '.join(DTYPE_NAMES)}; quantized ones take a group size and zero-points, "
+              "e.g. int4-g64 or int4-g128-zp")
+
+
+def parse_dtype(text: object, *, field: str = "dtype") -> DType:
+    """Read a dtype name: 'bf16', 'int4', 'int4-g64', 'int4-g128-zp', 'nf4', 'mxfp4', 'fp8-block'…"""
+    if not isinstance(text, str):
+        raise TmathError(field, text, DTYPE_HELP)
+    name = _ALIASES.get(text.strip().lower(), text.strip().lower())
+    if name in _BASE:
+        return _BASE[name]
+    m = _PATTERN.match(name)
+    if not m or not (m.group(2) or m.group(3)):
+        raise TmathError(field, text, DTYPE_HELP)
+    base = _BASE[m.group(1)]
+    group = int(m.group(2)) if m.group(2) else (base.group_size or 128)
+    if not 1 <= group <= 2**20:
+        raise TmathError(field, text, "group size g_q must be between 1 and 1048576")
+    scale = base.scale_bits or 16
+    return DType(name=name, bits=base.bits, group_size=group, scale_bits=scale,
+                 zero_point_bits=base.bits if m.group(3) else 0)
+
+
+def fmt_bytes(n: float, system: str = "iec") -> str:
+    """'74.5 GiB' (iec, 2^30) or '80.0 GB' (si, 10^9)."""
+    base, units = (1024, ("B", "KiB", "MiB", "GiB", "TiB", "PiB")) if system == "iec" else (
+        1000, ("B", "kB", "MB", "GB", "TB", "PB"))
+    i = 0 if n < base else min(int(math.log(n, base)), len(units) - 1)
+    return f"{n / base**i:.1f} {units[i]}" if i else f"{int(n)} B"
+
+
+def fmt_count(n: float) -> str:
+    """'8.03 B' style with SI prefixes for counts (parameters, FLOPs)."""
+    for div, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.3f} {suffix}"
+    return f"{n:g}"
