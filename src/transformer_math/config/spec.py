@@ -77,7 +77,7 @@ class ModelSpec:
     n_up: int = field(default=2, metadata=sym("g_up", "#", "up-projection branches (2 = gated)"))
     activation: str = "silu"
     tie_embeddings: bool = field(default=False, metadata=sym("1_tie", "-", "LM head shares W_E"))
-    learned_positions: bool = field(default=False, metadata=sym("P", "-", "learned absolute positions"))
+    learned_positions: bool = field(default=False, metadata=sym("-", "-", "learned absolute positions"))
     norm: str = field(default="rmsnorm", metadata=sym("Norm", "-", "rmsnorm | layernorm"))
     norms_per_layer: int = field(default=2, metadata=sym("n_norm", "#", "norms per layer"))
     qk_norm: bool = field(default=False, metadata=sym("-", "-", "learned per-head-dim q/k norms"))

@@ -1,0 +1,92 @@
+"""tmath: a thin shell over analyze(). Errors print one line and exit 2; no tracebacks for bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from transformer_math.errors import TmathError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tmath", description="Parameters, memory and FLOPs of LLMs, explained.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def workload(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("model", help="preset name (tmath list) or path to a config.json")
+        sp.add_argument("--batch", "-B", type=int, default=1, help="B: sequences (default 1)")
+        sp.add_argument("--context", "-L", type=int, default=2048, help="L: tokens per sequence (default 2048)")
+        sp.add_argument("--weight-dtype", default="auto",
+                        help="auto (checkpoint: bf16 + its quantization_config), a dtype (bf16, fp8, int8, int4, "
+                             "int4-g64-zp, nf4, mxfp4), or per group: experts=int4,*=bf16")
+        sp.add_argument("--kv-dtype", default="bf16", help="KV-cache dtype (default bf16)")
+        sp.add_argument("--attention", choices=("dense", "causal"), default="dense",
+                        help="dense: full T×T scores (default, as eager attention and MFU count); causal: unmasked only")
+        sp.add_argument("--recompute", choices=("none", "selective", "full"), default="none")
+
+    a = sub.add_parser("analyze", help="parameters, memory and FLOPs of a model")
+    workload(a)
+    a.add_argument("--json", action="store_true", help="machine-readable output (stable keys of conventions.md)")
+    a.add_argument("--show-ignored", action="store_true", help="list the config keys read and ignored")
+    e = sub.add_parser("explain", help="the derivation of one quantity, e.g. memory.kv_cache_bytes")
+    workload(e)
+    e.add_argument("quantity", help="e.g. params.total, memory.kv_cache_bytes, flops.prefill")
+    sub.add_parser("list", help="shipped presets")
+    s = sub.add_parser("symbols", help="the symbol dictionary")
+    s.add_argument("--markdown", action="store_true")
+    return p
+
+
+def _analyze(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from transformer_math.analysis.report import Conventions, analyze
+
+    return analyze(args.model, batch=args.batch, context=args.context, weight_dtype=args.weight_dtype,
+                   kv_dtype=args.kv_dtype, conventions=Conventions(attention=args.attention, recompute=args.recompute))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "list":
+        from transformer_math.presets import list_presets, load_preset
+
+        for name in list_presets():
+            p = load_preset(name)
+            print(f"{name:24s} {p.get('hf_id', '')}")
+        return 0
+    if args.command == "symbols":
+        from transformer_math.symbols import render_table
+
+        print(render_table("markdown" if args.markdown else "text"))
+        return 0
+    report = _analyze(args)
+    if args.command == "explain":
+        print(report.explain(args.quantity))
+        print(f"\nconventions: {report.conventions.describe()}")
+        return 0
+    if args.json:
+        out = report.to_dict()
+        if args.show_ignored:
+            out["config_keys"] = {"read": list(report.spec.read_keys), "ignored": list(report.spec.ignored_keys)}
+        json.dump(out, sys.stdout, indent=1)
+        print()
+        return 0
+    from transformer_math.render import render_report
+
+    print(render_report(report, show_ignored=args.show_ignored))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except TmathError as e:
+        print(f"tmath: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Measure the real Hugging Face implementation on PyTorch's meta device (needs the [test] extra).
+
+Nothing here is imported by `transformer_math` itself; tests join these measurements to analyze().
+On the meta device no memory is allocated and no arithmetic runs, so full-size models (405B, 671B)
+build in seconds while FlopCounterMode still sees every matmul's shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import AutoConfig, AutoModelForCausalLM
+except ImportError as e:  # pragma: no cover - exercised only without the extra
+    raise ImportError("transformer_math.crosscheck needs torch and transformers: "
+                      "pip install 'transformer-math[test]'") from e
+
+_WRAPPERS = {"gemma3": "text_config", "llama4": "text_config"}
+
+
+def hf_text_config(config: Mapping[str, Any]) -> Any:
+    """The transformers config of the language model a config.json describes (unquantized, eager attention)."""
+    cfg = dict(config)
+    if cfg.get("model_type") in _WRAPPERS:
+        cfg = dict(cfg["text_config"])
+        cfg.setdefault("model_type", config["model_type"] + "_text")
+    cfg.pop("quantization_config", None)
+    model_type = cfg.pop("model_type")
+    for key in ("architectures", "transformers_version", "torch_dtype", "dtype", "_name_or_path", "auto_map"):
+        cfg.pop(key, None)
+    if isinstance(cfg.get("attn_temperature_tuning"), int):  # Scout's file says 4; transformers 5 wants a bool
+        cfg["attn_temperature_tuning"] = bool(cfg["attn_temperature_tuning"])
+    return AutoConfig.for_model(model_type, **cfg)
+
+
+def build_meta(config: Mapping[str, Any], dtype: Any = None) -> Any:
+    """The *ForCausalLM on the meta device, eager attention, MoE experts through batched matmuls."""
+    hf = hf_text_config(config)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(hf, dtype=dtype or torch.bfloat16, attn_implementation="eager",
+                                                experts_implementation="batched_mm")
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    params: int
+    routed_expert_params: int
+    prefill_flops: int
+    kv_cache_bytes: int
+    flops_by_op: dict[str, int]
+
+
+def count_params(model: Any) -> tuple[int, int]:
+    """(Σ numel over parameters, Σ numel of routed-expert tensors)."""
+    total = routed = 0
+    for name, p in model.named_parameters():
+        total += p.numel()
+        if ".experts." in name and "shared" not in name:
+            routed += p.numel()
+    return total, routed
+
+
+def measure(model: Any, *, batch: int, tokens: int) -> Measured:
+    """Parameters, then a bf16 prefill of batch×tokens under FlopCounterMode with a DynamicCache."""
+    total, routed = count_params(model)
+    ids = torch.zeros((batch, tokens), dtype=torch.long, device="meta")
+    mask = torch.ones((batch, tokens), dtype=torch.long, device="meta")
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, use_cache=True)
+    cache = out.past_key_values
+    kv = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+    by_op = {str(k): int(v) for k, v in counter.get_flop_counts()["Global"].items()}
+    return Measured(params=total, routed_expert_params=routed, prefill_flops=int(counter.get_total_flops()),
+                    kv_cache_bytes=int(kv), flops_by_op=by_op)
+
+
+def saved_activation_bytes(model: Any, *, batch: int, tokens: int) -> int:
+    """Bytes of distinct tensors autograd saves for backward in one training forward (loss included).
+
+    Tensors that share storage (views, the same input saved by q/k/v projections) count once; parameters
+    saved by matmuls are weights, not activations, and are left out.
+    """
+    params = {p.untyped_storage()._cdata for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: Any) -> Any:
+        storage = t.untyped_storage()
+        key = storage._cdata
+        if key not in params:
+            seen[key] = max(seen.get(key, 0), storage.nbytes())
+        return t
+
+    ids = torch.zeros((batch, tokens), dtype=torch.long, device="meta")
+    mask = torch.ones((batch, tokens), dtype=torch.long, device="meta")
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(input_ids=ids, attention_mask=mask, labels=ids, use_cache=False)
+    return sum(seen.values())

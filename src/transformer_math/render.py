@@ -1,0 +1,35 @@
+"""Report → readable text. Display only: units are humanized here and nowhere else."""
+
+from __future__ import annotations
+
+from transformer_math.analysis.params import by_component
+from transformer_math.analysis.report import Report
+from transformer_math.units import fmt_bytes, fmt_count
+
+
+def render_report(r: Report, *, show_ignored: bool = False) -> str:
+    s = r.spec
+    lines = [f"{s.name}  ({s.family})",
+             "  " + "  ".join(f"{k}={v}" for k, v in s.symbols().items() if not isinstance(v, tuple)),
+             f"  layers: " + ", ".join(f"{n}× {layer.kind}" for layer, n in s.layer_kinds),
+             f"  workload: B={r.batch}  L={r.context}  kv={r.kv_dtype.name}  weights="
+             + ",".join(f"{k}:{v.name}" for k, v in r.weight_dtypes.items()), ""]
+    rows = [("params.total", "P", r["params.total"], "params"), ("params.active", "P_active", r["params.active"], "params")]
+    for key in ("memory.weights_bytes", "memory.kv_cache_bytes", "memory.gradients_bytes", "memory.optimizer_bytes",
+                "memory.activations_bytes"):
+        rows.append((key, r.quantities[key].symbol, r[key], "bytes"))
+    for key in ("flops.prefill", "flops.decode_token", "flops.train_step"):
+        rows.append((key, r.quantities[key].symbol, r[key], "FLOPs"))
+    lines.append(f"  {'quantity':26s} {'symbol':10s} {'value':>22s}  human")
+    for key, sym, v, unit in rows:
+        human = f"{fmt_bytes(v, 'iec')} / {fmt_bytes(v, 'si')}" if unit == "bytes" else f"{fmt_count(v)}{unit[0]}"
+        lines.append(f"  {key:26s} {sym:10s} {int(v):>22,}  {human}")
+    lines += ["", "  parameters by component:"]
+    for k, v in sorted(by_component(r.quantities["params.total"]).items(), key=lambda kv: -kv[1]):
+        lines.append(f"    {k:28s} {v:>20,}  {100 * v / r['params.total']:5.1f}%")
+    lines += ["", f"  conventions: {r.conventions.describe()}",
+              "  GiB = 2^30 bytes, GB = 10^9 bytes.  tmath explain MODEL QUANTITY shows any derivation."]
+    if show_ignored:
+        lines += ["", "  config keys read: " + ", ".join(s.read_keys),
+                  "  config keys ignored: " + (", ".join(s.ignored_keys) or "(none)")]
+    return "\n".join(lines)
