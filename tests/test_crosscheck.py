@@ -1,0 +1,61 @@
+"""Every preset against the real Hugging Face implementation on the meta device: exact equality."""
+
+import pytest
+
+import transformer_math as tm
+
+pytestmark = pytest.mark.torch
+PRESETS = tm.list_presets()
+
+
+def _tokens(spec: tm.ModelSpec) -> int:
+    """A prompt longer than every window (so window layers hold S-1 tokens), capped for speed."""
+    windows = [layer.window for layer in spec.layers if layer.window]
+    return min(max(windows) + 8, 4096) if windows else 64
+
+
+@pytest.fixture(scope="module", params=PRESETS)
+def measured(request):
+    from transformer_math import crosscheck as cc
+
+    name = request.param
+    spec = tm.load_model(name)
+    T = _tokens(spec)
+    model = cc.build_meta(tm.load_preset(name)["config"])
+    return name, spec, T, cc.measure(model, batch=2, tokens=T)
+
+
+def test_params_exact(measured):
+    name, spec, T, m = measured
+    r = tm.analyze(name)
+    assert r["params.total"] == m.params
+
+
+def test_active_params_exact(measured):
+    """Active = all registered parameters but routed experts, plus e/E of the routed-expert tensors."""
+    name, spec, T, m = measured
+    e, E = (spec.moe.experts_per_token, spec.moe.n_experts) if spec.moe else (1, 1)
+    assert m.routed_expert_params % E == 0
+    assert tm.analyze(name)["params.active"] == m.params - m.routed_expert_params + m.routed_expert_params * e // E
+
+
+def test_kv_cache_exact(measured):
+    name, spec, T, m = measured
+    assert tm.analyze(name, batch=2, context=T)["memory.kv_cache_bytes"] == m.kv_cache_bytes
+
+
+def test_prefill_flops_exact(measured):
+    """FlopCounterMode over an eager bf16 prefill equals flops.prefill (dense-attention convention).
+
+    HF's llama4 runs every expert on every token: there the difference must be exactly the E-e
+    experts the router did not pick, and we report the routed (required) count.
+    """
+    name, spec, T, m = measured
+    ours = tm.analyze(name, batch=2, context=T)["flops.prefill"]
+    extra = 0
+    if spec.family == "llama4":
+        moe = spec.moe
+        per_expert_token = 2 * (spec.n_up + 1) * spec.d_model * moe.d_moe
+        extra = (moe.n_experts - moe.experts_per_token) * 2 * T * per_expert_token * spec.n_moe_layers
+        assert extra > 0
+    assert m.prefill_flops == ours + extra
