@@ -337,7 +337,7 @@ def spec_from_hf(config: Mapping[str, Any], *, name: str | None = None) -> Model
     """Build a ModelSpec from a Hugging Face config.json dict (multimodal: its text_config)."""
     top = _Reader(config)
     model_type = top.cfg.get("model_type")
-    if model_type not in ADAPTERS and model_type not in _WRAPPERS:
+    if not isinstance(model_type, str) or (model_type not in ADAPTERS and model_type not in _WRAPPERS):
         raise TmathError("model_type", model_type, f"one of {', '.join(SUPPORTED)}")
     top.read.add("model_type")
     r, family = top, model_type
