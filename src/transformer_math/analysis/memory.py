@@ -52,41 +52,46 @@ def kv_cache_bytes(s: ModelSpec, *, B: int, L: int, kv: DType) -> Quantity:
     return total("memory.kv_cache_bytes", parts, unit="bytes", symbol="M_KV")
 
 
-def activation_bytes(s: ModelSpec, *, B: int, T: int, recompute: str = "none", b_a: int = 2,
-                     flash: bool = False) -> Quantity:
-    """Activations saved for backward in one training forward of a B×T micro-batch (one pipeline stage: all layers).
+# Bytes per element the saved tensors add up to, per implementation (16-bit activations, no dropout):
+#  eager (HF transformers, measured): RMSNorm keeps an fp32 copy of its input, the bf16 cast and the bf16
+#    output (4+2+2 = 8 per d) plus an fp32 rstd; attention keeps Q, K and V expanded to h_q heads by
+#    repeat_kv and the output (4 tensors × 2 bytes × h_q·d_h); softmax keeps fp32 scores and their bf16
+#    copy (4+2 = 6 per pair); a gated MLP keeps gate, up, act(gate) and the product (4 × 2 per d_ff).
+#  fused (flash attention, fused norm kernels; Korthikanti's counting without dropout): norms keep their
+#    bf16 input, attention Q, K, V at h_kv heads and the output, no T×T matrix.
+PROFILES = {"eager": dict(c_n=8, c_q=8, c_kv=0, c_s=6, gated=8, plain=4, c_V=4),
+            "fused": dict(c_n=4, c_q=4, c_kv=4, c_s=0, gated=8, plain=4, c_V=4)}
 
-    Per layer, the tensors autograd keeps (16-bit, no dropout): norm inputs and outputs (c_d·d), Q and the
-    attention output (c_q·h_q·d_h), K and V (c_kv·h_kv·d_h), the MLP's gate, up, activation and product
-    (c_ff·d_ff; 2 for a plain MLP), and the softmax output (c_s = 1 for eager attention, 0 for a fused
-    kernel or selective recompute). Full recompute keeps only each layer's input B·T·d·b_a.
+
+def activation_bytes(s: ModelSpec, *, B: int, T: int, recompute: str = "none", profile: str = "eager") -> Quantity:
+    """Activations saved for backward in one training forward of a B×T micro-batch (all layers, loss included).
+
+    Full recompute keeps only each layer's input (B·T·d·2 bytes, written as c_n = 2 with no other terms);
+    selective recompute drops the T×T attention matrices (Korthikanti et al. 2022 §5).
     """
+    c = PROFILES[profile]
     parts = []
     for layer, n in s.layer_kinds:
+        common = dict(B=B, T=T, d=s.d_model, h_q=s.n_heads, h_kv=s.n_kv_heads, d_h=s.head_dim)
         if recompute == "full":
-            parts.append(q(f"layers[{layer.kind}]×{n}", f.layer_activation_bytes, count=n, B=B, T=T, b_a=b_a,
-                           d=s.d_model, h_q=s.n_heads, h_kv=s.n_kv_heads, d_h=s.head_dim, d_ff=0, c_d=1, c_q=0,
-                           c_kv=0, c_ff=0, c_s=0))
+            parts.append(q(f"layers[{layer.kind}]×{n}", f.layer_activation_bytes, count=n, **common, n_norm=0, c_n=0,
+                           c_q=0, c_kv=0, c_ff=2, d_ff=s.d_model, c_s=0, note="full recompute: layer input only"))
             continue
-        c_d = 2 * s.norms_per_layer if s.norms_per_layer == 2 else 2 + s.norms_per_layer
-        c_q, c_kv = 2 + s.qk_norm, 2 + s.qk_norm
-        c_s = 0 if flash or recompute == "selective" else 1
         if layer.mlp == "dense":
-            d_ff, c_ff = layer.d_ff, 2 * s.n_up
+            d_ff = layer.d_ff
         else:
             m = s.moe
-            assert m is not None
-            # each routed copy keeps its gathered input (d) and gated intermediates; shared experts as dense
-            d_ff = m.experts_per_token * (2 * s.n_up * m.d_moe + s.d_model) + 2 * s.n_up * m.shared_width
-            c_ff = 1
-        parts.append(q(f"layers[{layer.kind}]×{n}", f.layer_activation_bytes, count=n, B=B, T=T, b_a=b_a,
-                       d=s.d_model, h_q=s.n_heads, h_kv=s.n_kv_heads, d_h=s.head_dim, d_ff=d_ff, c_d=c_d, c_q=c_q,
-                       c_kv=c_kv, c_ff=c_ff, c_s=c_s))
-    # final norm input and LM-head input
-    parts.append(q("head", f.layer_activation_bytes, B=B, T=T, b_a=b_a, d=s.d_model, h_q=s.n_heads,
-                   h_kv=s.n_kv_heads, d_h=s.head_dim, d_ff=0, c_d=2, c_q=0, c_kv=0, c_ff=0, c_s=0))
+            assert m is not None  # routed copies of the token through e experts, plus shared experts
+            d_ff = m.experts_per_token * m.d_moe + m.shared_width
+        c_q = c["c_q"] + 4 * s.qk_norm
+        parts.append(q(f"layers[{layer.kind}]×{n}", f.layer_activation_bytes, count=n, **common,
+                       n_norm=s.norms_per_layer, c_n=c["c_n"], c_q=c_q, c_kv=c["c_kv"] + 4 * s.qk_norm,
+                       c_ff=c["gated"] if s.n_up == 2 else c["plain"], d_ff=d_ff,
+                       c_s=0 if recompute == "selective" else c["c_s"]))
+    parts.append(q("head", f.head_activation_bytes, B=B, T=T, c_n=c["c_n"], d=s.d_model, c_V=c["c_V"],
+                   V=s.vocab_size))
     return total("memory.activations_bytes", parts, unit="bytes", symbol="M_act",
-                 note=f"recompute={recompute}, attention={'fused' if flash else 'eager'}")
+                 note=f"recompute={recompute}, profile={profile}")
 
 
 def training_state_bytes(P_train: int, *, b_g: int = 2, b_master: int = 4, b_m: int = 4, b_v: int = 4

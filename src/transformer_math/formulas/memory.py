@@ -36,9 +36,15 @@ def optimizer_bytes(*, P_train: int, b_master: int, b_m: int, b_v: int) -> int:
 
 
 @formula(id="memory.activations.layer", symbol="M_act,layer", unit="bytes",
-         expr="B·T·b_a·(c_d·d + c_q·h_q·d_h + c_kv·h_kv·d_h + c_ff·d_ff) + c_s·B·h_q·T·T·b_a",
-         source="Korthikanti et al. 2022 (arXiv 2205.05198) §4.1, sbh(34 + 5as/h), re-derived per saved tensor "
-                "for GQA, gated MLPs, MoE and no dropout")
-def layer_activation_bytes(*, B: int, T: int, b_a: int, d: int, h_q: int, h_kv: int, d_h: int, d_ff: int,
-                           c_d: int, c_q: int, c_kv: int, c_ff: int, c_s: int) -> int:
-    return B * T * b_a * (c_d * d + c_q * h_q * d_h + c_kv * h_kv * d_h + c_ff * d_ff) + c_s * B * h_q * T * T * b_a
+         expr="B·T·(n_norm·(c_n·d + 4) + c_q·h_q·d_h + c_kv·h_kv·d_h + c_ff·d_ff) + c_s·B·h_q·T·T",
+         source="Korthikanti et al. 2022 (arXiv 2205.05198) §4.1, sbh(34 + 5as/h), re-derived tensor by tensor for "
+                "GQA, gated MLPs, MoE, no dropout; c_* are bytes per element summed over the tensors autograd keeps")
+def layer_activation_bytes(*, B: int, T: int, n_norm: int, c_n: int, d: int, c_q: int, h_q: int, c_kv: int,
+                           h_kv: int, d_h: int, c_ff: int, d_ff: int, c_s: int) -> int:
+    return B * T * (n_norm * (c_n * d + 4) + c_q * h_q * d_h + c_kv * h_kv * d_h + c_ff * d_ff) + c_s * B * h_q * T * T
+
+
+@formula(id="memory.activations.head", symbol="M_act,head", unit="bytes", expr="B·T·(c_n·d + 4 + c_V·V + 8)",
+         source="final norm input, LM-head input and the logits the loss keeps (fp32 upcast: c_V = 4), plus labels")
+def head_activation_bytes(*, B: int, T: int, c_n: int, d: int, c_V: int, V: int) -> int:
+    return B * T * (c_n * d + 4 + c_V * V + 8)
