@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     workload(a)
     a.add_argument("--json", action="store_true", help="machine-readable output (stable keys of conventions.md)")
     a.add_argument("--show-ignored", action="store_true", help="list the config keys read and ignored")
+    a.add_argument("--ops", action="store_true", help="per-operation FLOPs table per layer kind (seed 001 layout)")
     e = sub.add_parser("explain", help="the derivation of one quantity, e.g. memory.kv_cache_bytes")
     workload(e)
     e.add_argument("quantity", help="e.g. params.total, memory.kv_cache_bytes, flops.prefill")
@@ -74,7 +75,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
     from transformer_math.render import render_report
 
-    print(render_report(report, show_ignored=args.show_ignored))
+    print(render_report(report, show_ignored=args.show_ignored, ops=args.ops))
     return 0
 
 
@@ -86,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tmath … | head` closed the pipe: not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -79,6 +79,19 @@ def measure(model: Any, *, batch: int, tokens: int) -> Measured:
                     kv_cache_bytes=int(kv), flops_by_op=by_op)
 
 
+def decode_flops(model: Any, *, batch: int, context: int) -> int:
+    """FLOPs FlopCounterMode sees for one decode step of `batch` sequences after a prefill of `context` tokens."""
+    ids = torch.zeros((batch, context), dtype=torch.long, device="meta")
+    mask = torch.ones((batch, context + 1), dtype=torch.long, device="meta")
+    with torch.no_grad():
+        cache = model(input_ids=ids, attention_mask=mask[:, :context], use_cache=True).past_key_values
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(input_ids=ids[:, :1], attention_mask=mask, cache=cache, use_cache=True,
+                  position_ids=torch.full((batch, 1), context, dtype=torch.long, device="meta"))
+    return int(counter.get_total_flops())
+
+
 def saved_activation_bytes(model: Any, *, batch: int, tokens: int) -> int:
     """Bytes of distinct tensors autograd saves for backward in one training forward (loss included).
 

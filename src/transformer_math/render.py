@@ -7,7 +7,7 @@ from transformer_math.analysis.report import Report
 from transformer_math.units import fmt_bytes, fmt_count
 
 
-def render_report(r: Report, *, show_ignored: bool = False) -> str:
+def render_report(r: Report, *, show_ignored: bool = False, ops: bool = False) -> str:
     s = r.spec
     lines = [f"{s.name}  ({s.family})",
              "  " + "  ".join(f"{k}={v}" for k, v in s.symbols().items() if not isinstance(v, tuple)),
@@ -27,6 +27,10 @@ def render_report(r: Report, *, show_ignored: bool = False) -> str:
     lines += ["", "  parameters by component:"]
     for k, v in sorted(by_component(r.quantities["params.total"]).items(), key=lambda kv: -kv[1]):
         lines.append(f"    {k:28s} {v:>20,}  {100 * v / r['params.total']:5.1f}%")
+    if ops:
+        for title, rows in r.per_op_table().items():
+            lines += ["", f"  {title}:", f"    {'operation':28s} {'output shape':>24s} {'FLOPs':>22s}"]
+            lines += [f"    {row['op']:28s} {str(tuple(row['shape'])):>24s} {row['flops']:>22,}" for row in rows]
     lines += ["", f"  conventions: {r.conventions.describe()}",
               "  GiB = 2^30 bytes, GB = 10^9 bytes.  tmath explain MODEL QUANTITY shows any derivation."]
     if show_ignored:

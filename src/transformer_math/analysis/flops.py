@@ -37,8 +37,11 @@ def _pairs(layer: LayerSpec, T: int, attention: str) -> Quantity:
 
 
 def layer_ops(s: ModelSpec, layer: LayerSpec, *, B: int, T: int, L: int = 0, attention: str = "dense",
-              decode: bool = False) -> list[Op]:
-    """Ops of one layer: prefill of T tokens per sequence, or (decode) one token over L cached ones."""
+              decode: bool = False, mla_decode: str = "absorbed") -> list[Op]:
+    """Ops of one layer: prefill of T tokens per sequence, or (decode) one token over L cached ones.
+
+    mla_decode='naive' is what Hugging Face executes: it decompresses every cached latent at each step.
+    """
     d, h_q, h_kv, d_h = s.d_model, s.n_heads, s.n_kv_heads, s.head_dim
     N = B * T
     if decode:
@@ -67,15 +70,15 @@ def layer_ops(s: ModelSpec, layer: LayerSpec, *, B: int, T: int, L: int = 0, att
         else:
             ops.append(lin("attention.q_proj", d, h_q * d_qk))
         ops.append(lin("attention.kv_a_proj", d, m.kv_rank + m.d_rope))
-        if decode:  # absorbed: W_UK folded into the query, W_UV applied after attending over latents
+        if decode and mla_decode == "absorbed":  # W_UK folded into the query, W_UV applied after attending
             ops += [lin("attention.absorb_q W_UK", m.d_nope, m.kv_rank, tokens=N * h_q),
                     Op("attention.scores QK^T", (B, h_q, T, keys), q("attention.scores", f.attention_score_flops,
                        B=B, h_q=h_q, n_pairs=pairs, d_qk=m.kv_rank + m.d_rope)),
                     Op("attention.values PV", (B, h_q, T, m.kv_rank), q("attention.values",
                        f.attention_value_flops, B=B, h_q=h_q, n_pairs=pairs, d_v=m.kv_rank)),
                     lin("attention.absorb_o W_UV", m.kv_rank, m.d_v, tokens=N * h_q)]
-        else:  # naive: latents decompressed to per-head K and V
-            ops += [lin("attention.kv_b_proj", m.kv_rank, h_q * (m.d_nope + m.d_v)),
+        else:  # naive: latents decompressed to per-head K and V (in decode: all keys' latents)
+            ops += [lin("attention.kv_b_proj", m.kv_rank, h_q * (m.d_nope + m.d_v), tokens=B * keys if decode else N),
                     Op("attention.scores QK^T", (B, h_q, T, keys), q("attention.scores", f.attention_score_flops,
                        B=B, h_q=h_q, n_pairs=pairs, d_qk=d_qk)),
                     Op("attention.values PV", (B, h_q, T, m.d_v), q("attention.values", f.attention_value_flops,
@@ -98,11 +101,11 @@ def layer_ops(s: ModelSpec, layer: LayerSpec, *, B: int, T: int, L: int = 0, att
 
 
 def forward_flops(s: ModelSpec, *, B: int, T: int, L: int = 0, attention: str = "dense", decode: bool = False,
-                  key: str) -> Quantity:
+                  key: str, mla_decode: str = "absorbed") -> Quantity:
     """Σ over layer kinds of n·(Σ ops) + the LM head over every position (B·T tokens)."""
     parts = []
     for layer, n in s.layer_kinds:
-        ops = layer_ops(s, layer, B=B, T=T, L=L, attention=attention, decode=decode)
+        ops = layer_ops(s, layer, B=B, T=T, L=L, attention=attention, decode=decode, mla_decode=mla_decode)
         parts.append(total(f"layers[{layer.kind}]×{n}",
                            [_times(op.flops, n) for op in ops], unit="FLOPs", symbol="F_layers"))
     parts.append(q("lm_head", f.linear_flops, N_tok=B * T, d_in=s.d_model, d_out=s.vocab_size))

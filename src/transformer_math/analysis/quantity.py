@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
+if TYPE_CHECKING:
+    from typing import Any
 
 from transformer_math.formulas._registry import REGISTRY
 
@@ -34,7 +36,7 @@ class Quantity:
     @property
     def formula(self) -> str:
         if self.formula_id is None:
-            return " + ".join(c.symbol_or_key for c in self.children) or "0"
+            return "Σ " + " + ".join(c.key for c in self.children) if self.children else "0"
         expr = REGISTRY[self.formula_id].expr
         return expr if self.count == 1 else f"n·({expr})"
 
@@ -48,10 +50,6 @@ class Quantity:
     @property
     def source(self) -> str:
         return REGISTRY[self.formula_id].source if self.formula_id else "sum of the parts"
-
-    @property
-    def symbol_or_key(self) -> str:
-        return self.key.rsplit(".", 1)[-1]
 
     def to_dict(self, *, deep: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"value": self.value, "unit": self.unit, "symbol": self.symbol,

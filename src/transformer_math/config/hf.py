@@ -11,7 +11,9 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
+if TYPE_CHECKING:
+    from typing import Any
 
 from transformer_math.config.spec import LayerSpec, MLASpec, ModelSpec, MoESpec
 from transformer_math.errors import TmathError

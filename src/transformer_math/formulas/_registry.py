@@ -9,9 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -23,21 +20,18 @@ class Formula:
     source: str
 
     def substitute(self, inputs: Mapping[str, object]) -> str:
-        """The expression with each symbol replaced by its value (longest names first)."""
-        if not inputs:
-            return self.expr
-        names = sorted(inputs, key=len, reverse=True)
-        pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(re.escape(n) for n in names) + r")(?![A-Za-z0-9_])")
-        return pattern.sub(lambda m: _show(inputs[m.group(1)]), self.expr)
+        """The expression with each symbol that has a value replaced by it."""
+        return _NAME.sub(lambda m: _show(inputs[m.group()]) if m.group() in inputs else m.group(), self.expr)
 
 
 REGISTRY: dict[str, Formula] = {}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def formula(*, id: str, symbol: str, unit: str, expr: str, source: str) -> Callable[[F], F]:
+def formula(*, id: str, symbol: str, unit: str, expr: str, source: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Register a pure formula function under `id`."""
 
-    def wrap(fn: F) -> F:
+    def wrap(fn: Callable[..., int]) -> Callable[..., int]:
         if id in REGISTRY:
             raise RuntimeError(f"formula id {id} registered twice")
         REGISTRY[id] = Formula(id=id, symbol=symbol, unit=unit, expr=expr, source=source)
