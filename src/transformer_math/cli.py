@@ -24,7 +24,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--kv-dtype", default="bf16", help="KV-cache dtype (default bf16)")
         sp.add_argument("--attention", choices=("dense", "causal"), default="dense",
                         help="dense: full T×T scores (default, as eager attention and MFU count); causal: unmasked only")
-        sp.add_argument("--recompute", choices=("none", "selective", "full"), default="none")
+        sp.add_argument("--recompute", choices=("none", "selective", "full"), default="none",
+                        help="activation recomputation for training memory and FLOPs (default none)")
+        sp.add_argument("--activations", choices=("fused", "eager"), default="fused",
+                        help="kernels whose saved tensors are counted: fused (flash attention, default) or eager (HF)")
 
     a = sub.add_parser("analyze", help="parameters, memory and FLOPs of a model")
     workload(a)
@@ -44,7 +47,8 @@ def _analyze(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from transformer_math.analysis.report import Conventions, analyze
 
     return analyze(args.model, batch=args.batch, context=args.context, weight_dtype=args.weight_dtype,
-                   kv_dtype=args.kv_dtype, conventions=Conventions(attention=args.attention, recompute=args.recompute))
+                   kv_dtype=args.kv_dtype, conventions=Conventions(attention=args.attention, recompute=args.recompute,
+                                           activations=args.activations))
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -29,11 +29,12 @@ class Conventions:
     recompute: str = "none"  # none | selective | full
     flops_per_mac: int = 2
     active: str = "all"  # all: seed 000 P_active; no_embedding: gpt-oss card
+    activations: str = "fused"  # fused: flash attention + fused norms (how models train); eager: HF eager, measured
 
     def describe(self) -> str:
         return (f"FLOP = {self.flops_per_mac}·MAC, matmuls only; attention={self.attention}; recompute={self.recompute}; "
                 f"prefill includes the LM head on every position; MoE counts routed experts (e of E); "
-                f"active params: {self.active}")
+                f"active params: {self.active}; activations: {self.activations} kernels")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -132,6 +133,8 @@ def analyze(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec, *, ba
         raise TmathError("attention", c.attention, "dense or causal")
     if c.recompute not in mem.RECOMPUTE:
         raise TmathError("recompute", c.recompute, "none, selective or full")
+    if c.activations not in mem.PROFILES:
+        raise TmathError("activations", c.activations, "fused or eager")
     B, L = _positive("batch", batch, MAX_TOKENS), _positive("context", context, MAX_TOKENS)
     if B * L > MAX_TOKENS:
         raise TmathError("batch×context", B * L, f"at most {MAX_TOKENS} tokens")
@@ -147,7 +150,8 @@ def analyze(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec, *, ba
         "memory.kv_cache_bytes": mem.kv_cache_bytes(spec, B=B, L=L, kv=kv),
         "memory.gradients_bytes": grads,
         "memory.optimizer_bytes": opt,
-        "memory.activations_bytes": mem.activation_bytes(spec, B=B, T=L, recompute=c.recompute),
+        "memory.activations_bytes": mem.activation_bytes(spec, B=B, T=L, recompute=c.recompute,
+                                                            profile=c.activations),
         "flops.prefill": fl.forward_flops(spec, B=B, T=L, attention=c.attention, key="flops.prefill"),
         "flops.decode_token": fl.forward_flops(spec, B=B, T=1, L=L, decode=True, key="flops.decode_token"),
         "flops.train_step": fl.train_step_flops(spec, B=B, T=L, recompute=c.recompute, attention=c.attention),
