@@ -1,10 +1,7 @@
 """Activation memory against the bytes autograd saves in a real HF training forward (eager, bf16, meta device).
 
-Measured error per family (B=1, T=512) is asserted at the level reached; the rest is explained:
-llama exact but for the shared RoPE cos/sin and the int64 labels; qwen3/gemma3 qk-norm and gemma's
-extra post-norms save a few more fp32 intermediates; gpt2's python gelu_new and Conv1D keep more
-temporaries. MoE families are not compared: HF's batched_mm path saves each token's gathered expert
-weight matrices, an implementation artifact, not activations.
+MoE models run their experts through grouped_mm, as training does: HF's batched_mm path (used for the FLOP
+counts) saves each routed token's gathered expert weight matrices, which are weights, not activations.
 """
 
 import pytest
@@ -14,16 +11,24 @@ import transformer_math as tm
 pytestmark = pytest.mark.torch
 
 
-@pytest.mark.parametrize("name, tolerance", [("llama-3.1-8b", 0.001), ("llama-3.2-3b", 0.001),
-                                             ("qwen3-8b", 0.05), ("gemma-3-4b", 0.10), ("gpt2", 0.20)])
-def test_eager_activation_bytes(name, tolerance):
+# Bytes we are off by at B = 2, T = 300, per preset, and why (everything else is exact):
+#   16: HF's shifted labels for B > 1 hold B·T int64, not B·(T+1)   (all families)
+#   Gemma: RoPE tables of two bases (local/global) vary in length   (≤ 0.002 %)
+#   Mixtral, gpt-oss: small router temporaries                       (≤ 0.001 %)
+#   DeepSeek-V3: its fp32 sigmoid router with group-limited top-k keeps more (≈ 3 %)
+TOLERANCE = {"deepseek-v3": 0.03, "gemma-3-4b": 2e-5, "gemma-3-12b": 2e-5}
+
+
+@pytest.mark.parametrize("name", [n for n in tm.list_presets() if not n.startswith("llama-4")])
+def test_eager_activation_bytes(name):
+    """llama-4 is left out: HF runs every expert on every token there, so what it saves is not a routed MoE's."""
     from transformer_math import crosscheck as cc
 
-    model = cc.build_meta(tm.load_preset(name)["config"])
-    measured = cc.saved_activation_bytes(model, batch=1, tokens=512)
+    model = cc.build_meta(tm.load_preset(name)["config"], experts="grouped_mm")
+    measured = cc.saved_activation_bytes(model, batch=2, tokens=300)
     eager = tm.Conventions(activations="eager")
-    ours = tm.analyze(name, batch=1, context=512, conventions=eager)["memory.activations_bytes"]
-    assert abs(measured - ours) / measured <= tolerance
+    ours = tm.analyze(name, batch=2, context=300, conventions=eager)["memory.activations_bytes"]
+    assert abs(measured - ours) / measured <= TOLERANCE.get(name, 1e-5)
 
 
 def test_recompute_orders_activations():
@@ -31,9 +36,11 @@ def test_recompute_orders_activations():
                                   conventions=tm.Conventions(recompute=r, activations="eager"))
                        ["memory.activations_bytes"] for r in ("none", "selective", "full"))
     assert full < sel < none
-    # full recompute keeps each layer's input: N_L·B·T·d·2 bytes, plus the head
-    head = 4096 * (8 * 4096 + 4 + 4 * 128256 + 8)
-    assert full == 32 * 4096 * 4096 * 2 + head
+    # full recompute keeps each layer's input: N_L·B·T·d·2 bytes, plus the final norm (8d + 4 per token),
+    # the fp32 logits, ids and labels, the loss and RoPE's cos/sin (2 tables of T·d_h bf16)
+    T, d, V = 4096, 4096, 128256
+    head = T * (8 * d + 4) + T * (4 * V + 8) + 8 * (T + 1) + 4 + T * 4 * 128
+    assert full == 32 * T * d * 2 + head
 
 
 def test_fused_drops_the_score_matrix():
@@ -41,5 +48,5 @@ def test_fused_drops_the_score_matrix():
     fused = [tm.analyze("llama-3.1-8b", context=t)["memory.activations_bytes"] for t in (4096, 8192)]
     eager = [tm.analyze("llama-3.1-8b", context=t, conventions=tm.Conventions(activations="eager"))
              ["memory.activations_bytes"] for t in (4096, 8192)]
-    assert fused[1] == 2 * fused[0]
+    assert fused[1] - 2 * fused[0] == -12  # the loss scalar and B = 1's padding label do not grow
     assert eager[1] > 2 * eager[0]

@@ -37,12 +37,23 @@ def hf_text_config(config: Mapping[str, Any]) -> Any:
     return AutoConfig.for_model(model_type, **cfg)
 
 
-def build_meta(config: Mapping[str, Any], dtype: Any = None) -> Any:
-    """The *ForCausalLM on the meta device, eager attention, MoE experts through batched matmuls."""
+def build_meta(config: Mapping[str, Any], dtype: Any = None, experts: str = "batched_mm") -> Any:
+    """The *ForCausalLM on the meta device with eager attention.
+
+    MoE experts run through `experts` ('batched_mm': one bmm over the routed (token, expert) pairs, which
+    FlopCounterMode sees — the default grouped path is invisible to it; 'grouped_mm': what training uses,
+    whose saved tensors are activations rather than gathered weight copies).
+    """
     hf = hf_text_config(config)
+    kw = {"experts_implementation": experts} if any(
+        k in hf.to_dict() for k in ("num_local_experts", "num_experts", "n_routed_experts")) else {}
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(hf, dtype=dtype or torch.bfloat16, attn_implementation="eager",
-                                                experts_implementation="batched_mm")
+        try:
+            return AutoModelForCausalLM.from_config(hf, dtype=dtype or torch.bfloat16, attn_implementation="eager",
+                                                    **kw)
+        except ValueError:  # llama4 has one experts path of its own (every expert on every token)
+            return AutoModelForCausalLM.from_config(hf_text_config(config), dtype=dtype or torch.bfloat16,
+                                                    attn_implementation="eager")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +107,8 @@ def saved_activation_bytes(model: Any, *, batch: int, tokens: int) -> int:
     """Bytes of distinct tensors autograd saves for backward in one training forward (loss included).
 
     Tensors that share storage (views, the same input saved by q/k/v projections) count once; parameters
-    saved by matmuls are weights, not activations, and are left out.
+    saved by matmuls are weights, not activations, and are left out. Dropout is off (eval mode, gradients
+    on): the formulas count no dropout masks, as modern LLMs train without dropout.
     """
     params = {p.untyped_storage()._cdata for p in model.parameters()}
     seen: dict[int, int] = {}
@@ -110,7 +122,7 @@ def saved_activation_bytes(model: Any, *, batch: int, tokens: int) -> int:
 
     ids = torch.zeros((batch, tokens), dtype=torch.long, device="meta")
     mask = torch.ones((batch, tokens), dtype=torch.long, device="meta")
-    model.train()
+    model.eval()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(input_ids=ids, attention_mask=mask, labels=ids, use_cache=False)
     return sum(seen.values())

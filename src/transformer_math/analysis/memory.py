@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from transformer_math.analysis.flops import cached_tokens
 from transformer_math.analysis.params import by_group
 from transformer_math.analysis.quantity import Quantity, q, total
-from transformer_math.config.spec import ModelSpec
+from transformer_math.config.spec import LayerSpec, ModelSpec
 from transformer_math.formulas import memory as f
 from transformer_math.units import DType
 
@@ -52,46 +52,98 @@ def kv_cache_bytes(s: ModelSpec, *, B: int, L: int, kv: DType) -> Quantity:
     return total("memory.kv_cache_bytes", parts, unit="bytes", symbol="M_KV")
 
 
-# Bytes per element the saved tensors add up to, per implementation (16-bit activations, no dropout):
-#  eager (HF transformers, measured): RMSNorm keeps an fp32 copy of its input, the bf16 cast and the bf16
-#    output (4+2+2 = 8 per d) plus an fp32 rstd; attention keeps Q, K and V expanded to h_q heads by
-#    repeat_kv and the output (4 tensors × 2 bytes × h_q·d_h); softmax keeps fp32 scores and their bf16
-#    copy (4+2 = 6 per pair); a gated MLP keeps gate, up, act(gate) and the product (4 × 2 per d_ff).
-#  fused (flash attention, fused norm kernels; Korthikanti's counting without dropout): norms keep their
-#    bf16 input, attention Q, K, V at h_kv heads and the output, no T×T matrix.
-PROFILES = {"eager": dict(c_n=8, c_q=8, c_kv=0, c_s=6, gated=8, plain=4, c_V=4),
-            "fused": dict(c_n=4, c_q=4, c_kv=4, c_s=0, gated=8, plain=4, c_V=4)}
+# Bytes per element that the tensors autograd keeps add up to (16-bit activations, no dropout).
+#  eager: Hugging Face's eager modules, as measured on the meta device (tests/test_activations.py).
+#    RMSNorm keeps an fp32 copy of its input, the rstd, the bf16 cast and the bf16 output a linear reads
+#    (4+2+2 = 8 per element, +4 per row); Gemma's norm computes all in fp32 (4+4+2 = 10; 8 after the
+#    block, whose output only a residual add reads) with an fp32 copy of the weight; LayerNorm keeps
+#    its input and the output a linear reads (2+2), mean and rstd (+8 per row). Attention keeps Q, K and V expanded to h_q
+#    heads by repeat_kv, and its output (2 bytes each); softmax keeps fp32 scores and their bf16 copy
+#    (4+2 = 6 per pair). A gated MLP keeps gate, up, act(gate) and the product (4×2 per d_ff); GPT-2's
+#    python gelu_new keeps five d_ff tensors (10).
+#  fused: flash attention (Q, K, V at h_kv heads, output, a 4-byte log-sum-exp per row, no T×T matrix),
+#    fused norm kernels (bf16 input and output, fp32 rstd), fused gated MLP (gate, up, product: 6).
+PROFILES = {
+    "eager": dict(pre=(8, 4, 0), post=(8, 4, 0), layernorm=(4, 8, 0), qk=(6, 4, 0), expand_kv=True, c_s=6,
+                  k_sink=0, c_lse=0, gated=8, plain=10, c_E=4, c_e=38),
+    "fused": dict(pre=(4, 4, 0), post=(2, 4, 0), layernorm=(4, 8, 0), qk=(4, 4, 0), expand_kv=False, c_s=0,
+                  k_sink=0, c_lse=4, gated=6, plain=4, c_E=4, c_e=38),
+}
+# Where a family's HF modules keep other tensors than llama's (eager only): Gemma's and gpt-oss's norms
+# multiply the weight in fp32; gpt-oss's softmax runs in bf16 over a sink column and keeps the row max
+# index, its clamped SwiGLU keeps 14 bytes per d_moe, and its router takes top-e before the softmax;
+# GPT-2's softmax runs in bf16.
+EAGER_FAMILY = {
+    "gemma3": dict(pre=(10, 4, 4), post=(8, 4, 4), qk=(8, 4, 4)),
+    "gpt_oss": dict(pre=(10, 4, 0), c_s=2, k_sink=1, c_lse=8, gated=14, c_E=0, c_e=44),
+    "gpt2": dict(c_s=2),
+}
 
 
-def activation_bytes(s: ModelSpec, *, B: int, T: int, recompute: str = "none", profile: str = "eager") -> Quantity:
+def _norm(s: ModelSpec, p: dict, kind: str, *, B: int, T: int, n: int, w: int, key: str, count: int) -> Quantity:
+    c_n, c_r, c_w = p["layernorm" if s.norm == "layernorm" else kind]
+    return q(key, f.norm_activation_bytes, count=count, B=B, T=T, n_norm=n, c_n=c_n, w=w, c_r=c_r, c_w=c_w)
+
+
+def _layer(s: ModelSpec, layer: LayerSpec, p: dict, *, B: int, T: int, n: int, recompute: str) -> list[Quantity]:
+    h_q, d_h = s.n_heads, s.head_dim
+    out = [_norm(s, p, "pre", B=B, T=T, n=2, w=s.d_model, key="norms", count=n)]
+    if s.norms_per_layer > 2:
+        out.append(_norm(s, p, "post", B=B, T=T, n=s.norms_per_layer - 2, w=s.d_model, key="post_norms", count=n))
+    if s.qk_norm:
+        c_n, c_r, c_w = p["qk"]
+        out.append(q("qk_norm", f.norm_activation_bytes, count=n, B=B, T=T, n_norm=h_q + s.n_kv_heads, c_n=c_n,
+                     w=d_h, c_r=c_r, c_w=c_w * 2 // (h_q + s.n_kv_heads)))
+    d_qk, d_v, h_k = d_h, d_h, (h_q if p["expand_kv"] else s.n_kv_heads)
+    if s.mla is not None:
+        m = s.mla
+        d_qk, d_v, h_k = m.d_nope + m.d_rope, m.d_v, h_q
+        if m.q_rank:
+            out.append(_norm(s, p, "pre", B=B, T=T, n=1, w=m.q_rank, key="q_latent_norm", count=n))
+        out.append(_norm(s, p, "pre", B=B, T=T, n=1, w=m.kv_rank, key="kv_latent_norm", count=n))
+    out.append(q("attention", f.attention_activation_bytes, count=n, B=B, T=T, c_q=2, h_q=h_q, d_qk=d_qk, c_k=2,
+                 h_k=h_k, d_v=d_v, c_o=2))
+    out.append(q("scores", f.score_activation_bytes, count=n, B=B, T=T, h_q=h_q,
+                 c_s=0 if recompute == "selective" else p["c_s"], k_sink=p["k_sink"] * s.sinks, c_lse=p["c_lse"]))
+    c_ff = p["gated"] if s.n_up == 2 else p["plain"]
+    if layer.mlp == "dense":
+        out.append(q("mlp", f.mlp_activation_bytes, count=n, B=B, T=T, c_ff=c_ff, d_ff=layer.d_ff))
+    else:
+        m2 = s.moe
+        assert m2 is not None
+        out += [q("moe.routing", f.routing_activation_bytes, count=n, B=B, T=T, c_E=p["c_E"], E=m2.n_experts,
+                  c_e=p["c_e"], e=m2.experts_per_token, d=s.d_model),
+                q("moe.experts", f.mlp_activation_bytes, count=n, B=B, T=T, c_ff=c_ff,
+                  d_ff=m2.experts_per_token * m2.d_moe)]
+        if m2.n_shared:
+            out.append(q("moe.shared_experts", f.mlp_activation_bytes, count=n, B=B, T=T, c_ff=p["gated"],
+                         d_ff=m2.shared_width))
+    return out
+
+
+def activation_bytes(s: ModelSpec, *, B: int, T: int, recompute: str = "none", profile: str = "fused") -> Quantity:
     """Activations saved for backward in one training forward of a B×T micro-batch (all layers, loss included).
 
-    Full recompute keeps only each layer's input (B·T·d·2 bytes, written as c_n = 2 with no other terms);
-    selective recompute drops the T×T attention matrices (Korthikanti et al. 2022 §5).
+    Full recompute keeps only each layer's input, B·T·d·2 bytes (Korthikanti et al. 2022 §5); selective
+    recompute drops the T×T attention matrices and recomputes them in backward.
     """
-    c = PROFILES[profile]
+    p = PROFILES[profile] | (EAGER_FAMILY.get(s.family, {}) if profile == "eager" else {})
     parts = []
     for layer, n in s.layer_kinds:
-        common = dict(B=B, T=T, d=s.d_model, h_q=s.n_heads, h_kv=s.n_kv_heads, d_h=s.head_dim)
+        name = f"layers[{layer.kind}]×{n}"
         if recompute == "full":
-            parts.append(q(f"layers[{layer.kind}]×{n}", f.layer_activation_bytes, count=n, **common, n_norm=0, c_n=0,
-                           c_q=0, c_kv=0, c_ff=2, d_ff=s.d_model, c_s=0, note="full recompute: layer input only"))
-            continue
-        if layer.mlp == "dense":
-            d_ff = layer.d_ff
+            parts.append(q(name, f.mlp_activation_bytes, count=n, B=B, T=T, c_ff=2, d_ff=s.d_model,
+                           note="full recompute: the layer input only"))
         else:
-            m = s.moe
-            assert m is not None  # routed copies of the token through e experts, plus shared experts
-            d_ff = m.experts_per_token * m.d_moe + m.shared_width
-        c_q = c["c_q"] + 4 * s.qk_norm
-        parts.append(q(f"layers[{layer.kind}]×{n}", f.layer_activation_bytes, count=n, **common,
-                       n_norm=s.norms_per_layer, c_n=c["c_n"], c_q=c_q, c_kv=c["c_kv"] + 4 * s.qk_norm,
-                       c_ff=c["gated"] if s.n_up == 2 else c["plain"], d_ff=d_ff,
-                       c_s=0 if recompute == "selective" else c["c_s"]))
-    parts.append(q("head", f.head_activation_bytes, B=B, T=T, c_n=c["c_n"], d=s.d_model, c_V=c["c_V"],
-                   V=s.vocab_size))
+            parts.append(total(name, _layer(s, layer, p, B=B, T=T, n=n, recompute=recompute), unit="bytes",
+                               symbol="M_act,layer"))
+    parts.append(_norm(s, p, "pre", B=B, T=T, n=1, w=s.d_model, key="final_norm", count=1))
+    rope_kinds = 0 if s.learned_positions else (1 + (s.family == "gemma3" and len({l.attention for l in s.layers}) > 1))
+    d_rope = s.mla.d_rope if s.mla else s.head_dim
+    parts.append(q("head", f.head_activation_bytes, B=B, T=T, c_V=4, V=s.vocab_size, B1=B == 1, c_pos=4 * rope_kinds,
+                   d_rope=d_rope, pos=s.learned_positions))
     return total("memory.activations_bytes", parts, unit="bytes", symbol="M_act",
-                 note=f"recompute={recompute}, profile={profile}")
+                 note=f"recompute={recompute}, {profile} kernels")
 
 
 def training_state_bytes(P_train: int, *, b_g: int = 2, b_master: int = 4, b_m: int = 4, b_v: int = 4

@@ -20,12 +20,17 @@ class Formula:
     source: str
 
     def substitute(self, inputs: Mapping[str, object]) -> str:
-        """The expression with each symbol that has a value replaced by it."""
-        return _NAME.sub(lambda m: _show(inputs[m.group()]) if m.group() in inputs else m.group(), self.expr)
+        """The expression with each symbol that has a value replaced by it (an indicator 1_x takes x's value)."""
+
+        def value(m: re.Match[str]) -> str:
+            name = m.group().removeprefix("1_")
+            return _show(inputs[name]) if name in inputs else m.group()
+
+        return _NAME.sub(value, self.expr)
 
 
 REGISTRY: dict[str, Formula] = {}
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"(?<![0-9])1_[A-Za-z0-9_]+|[A-Za-z_][A-Za-z0-9_]*")
 
 
 def formula(*, id: str, symbol: str, unit: str, expr: str, source: str) -> Callable[[Callable[..., int]], Callable[..., int]]:

@@ -35,16 +35,52 @@ def optimizer_bytes(*, P_train: int, b_master: int, b_m: int, b_v: int) -> int:
     return P_train * (b_master + b_m + b_v)
 
 
-@formula(id="memory.activations.layer", symbol="M_act,layer", unit="bytes",
-         expr="B·T·(n_norm·(c_n·d + 4) + c_q·h_q·d_h + c_kv·h_kv·d_h + c_ff·d_ff) + c_s·B·h_q·T·T",
-         source="Korthikanti et al. 2022 (arXiv 2205.05198) §4.1, sbh(34 + 5as/h), re-derived tensor by tensor for "
-                "GQA, gated MLPs, MoE, no dropout; c_* are bytes per element summed over the tensors autograd keeps")
-def layer_activation_bytes(*, B: int, T: int, n_norm: int, c_n: int, d: int, c_q: int, h_q: int, c_kv: int,
-                           h_kv: int, d_h: int, c_ff: int, d_ff: int, c_s: int) -> int:
-    return B * T * (n_norm * (c_n * d + 4) + c_q * h_q * d_h + c_kv * h_kv * d_h + c_ff * d_ff) + c_s * B * h_q * T * T
+# Activations: bytes of the tensors autograd keeps for backward. Each c_* is the bytes per element summed
+# over the tensors a component keeps; the profiles in analysis/memory.py give them for each implementation.
+_KORTHIKANTI = "Korthikanti et al. 2022 (arXiv 2205.05198) §4.1 (sbh(34 + 5as/h)), re-derived per saved tensor"
 
 
-@formula(id="memory.activations.head", symbol="M_act,head", unit="bytes", expr="B·T·(c_n·d + 4 + c_V·V + 8)",
-         source="final norm input, LM-head input and the logits the loss keeps (fp32 upcast: c_V = 4), plus labels")
-def head_activation_bytes(*, B: int, T: int, c_n: int, d: int, c_V: int, V: int) -> int:
-    return B * T * (c_n * d + 4 + c_V * V + 8)
+@formula(id="memory.activations.norms", symbol="M_act,norm", unit="bytes", expr="B·T·n_norm·(c_n·w + c_r) + n_norm·c_w·w",
+         source=_KORTHIKANTI + "; c_r: the fp32 rstd (and mean) per row; c_w: an fp32 copy of the weight (Gemma)")
+def norm_activation_bytes(*, B: int, T: int, n_norm: int, c_n: int, w: int, c_r: int, c_w: int) -> int:
+    return B * T * n_norm * (c_n * w + c_r) + n_norm * c_w * w
+
+
+@formula(id="memory.activations.attention", symbol="M_act,attn", unit="bytes",
+         expr="B·T·(c_q·h_q·d_qk + c_k·h_k·(d_qk + d_v) + c_o·h_q·d_v)",
+         source=_KORTHIKANTI + " (Q, K, V and the attention output; h_k = h_kv, or h_q once repeat_kv expands them)")
+def attention_activation_bytes(*, B: int, T: int, c_q: int, h_q: int, d_qk: int, c_k: int, h_k: int, d_v: int,
+                               c_o: int) -> int:
+    return B * T * (c_q * h_q * d_qk + c_k * h_k * (d_qk + d_v) + c_o * h_q * d_v)
+
+
+@formula(id="memory.activations.scores", symbol="M_act,score", unit="bytes",
+         expr="c_s·B·h_q·T·(T + k_sink) + c_lse·B·h_q·T",
+         source=_KORTHIKANTI + " (the 5as/h term: softmax output, with a sink column when the model has sink "
+                "logits; fused kernels keep a per-row log-sum-exp instead)")
+def score_activation_bytes(*, B: int, T: int, h_q: int, c_s: int, k_sink: int, c_lse: int) -> int:
+    return c_s * B * h_q * T * (T + k_sink) + c_lse * B * h_q * T
+
+
+@formula(id="memory.activations.mlp", symbol="M_act,mlp", unit="bytes", expr="c_ff·B·T·d_ff",
+         source=_KORTHIKANTI + " (the MLP's 19sbh without dropout; gated MLPs keep gate, up, act and product)")
+def mlp_activation_bytes(*, B: int, T: int, c_ff: int, d_ff: int) -> int:
+    return c_ff * B * T * d_ff
+
+
+@formula(id="memory.activations.routing", symbol="M_act,route", unit="bytes",
+         expr="B·T·(c_E·(E + 1) + c_e·e + 4·e·d) + 4·E",
+         source="router probabilities (fp32, c_E = 4, when softmax precedes top-e), top-e ids and weights, the sort "
+                "permutation and each routed copy's gathered input and output (2·e·d bytes each), as a grouped-GEMM "
+                "MoE keeps them")
+def routing_activation_bytes(*, B: int, T: int, c_E: int, E: int, c_e: int, e: int, d: int) -> int:
+    return B * T * (c_E * (E + 1) + c_e * e + 4 * e * d) + 4 * E
+
+
+@formula(id="memory.activations.head", symbol="M_act,head", unit="bytes",
+         expr="B·T·(c_V·V + 16) + 8·1_B1 + 4 + T·(c_pos·d_rope + 8·1_pos)",
+         source="the logits the loss keeps (fp32: c_V = 4), input ids and shifted labels (int64; one padding label "
+                "survives when B = 1), the loss, and the position tables the batch shares: RoPE cos/sin (c_pos = 4 "
+                "per rope kind) or position ids")
+def head_activation_bytes(*, B: int, T: int, c_V: int, V: int, B1: bool, c_pos: int, d_rope: int, pos: bool) -> int:
+    return B * T * (c_V * V + 16) + 8 * B1 + 4 + T * (c_pos * d_rope + 8 * pos)
