@@ -25,7 +25,7 @@ _INERT = frozenset({
     "pad_token_id", "initializer_range", "use_cache", "rms_norm_eps", "layer_norm_epsilon",
     "torch_dtype", "dtype", "output_router_logits", "router_aux_loss_coef", "pretraining_tp",
     "summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels", "summary_first_dropout",
-    "task_specific_params",
+    "task_specific_params", "auto_map", "for_llm_compressor",
 })  # dropout keys are not inert: activations are counted without dropout masks, so --show-ignored lists them
 
 
@@ -269,7 +269,8 @@ def _llama4(r: _Reader, name: str) -> ModelSpec:
                              rope=bool(rope_flags[i]), mlp="moe" if i in moe_set else "dense", d_ff=d_dense)
                    for i, k in enumerate(kinds))
     bias = r.bool("attention_bias", False)
-    r.read.update(("use_qk_norm", "attn_temperature_tuning", "floor_scale", "attn_scale"))  # parameter-free
+    # parameter-free: an L2 qk-norm, attention temperature on NoPE layers, router noise in training
+    r.read.update(("use_qk_norm", "attn_temperature_tuning", "floor_scale", "attn_scale", "router_jitter_noise"))
     return ModelSpec(name=name, family="llama4", **c, qkv_bias=bias, o_bias=bias, moe=moe, layers=layers)
 
 
@@ -350,6 +351,9 @@ def spec_from_hf(config: Mapping[str, Any], *, name: str | None = None) -> Model
         if text is None:
             raise TmathError("text_config", None, f"a {model_type} config needs its text_config")
         family = _WRAPPERS[model_type]
+        if "tie_word_embeddings" in config and "tie_word_embeddings" not in text:
+            text = {**text, "tie_word_embeddings": config["tie_word_embeddings"]}
+            top.read.add("tie_word_embeddings")
         r = _Reader(text, "text_config.", _FAMILY_DEFAULTS.get(family))
         top.read.update(k for k in config if k.startswith("vision") or k.endswith("token_index")
                         or k.endswith("token_id") or k in ("mm_tokens_per_image", "projector_hidden_act",
