@@ -54,3 +54,9 @@ def test_import_does_not_load_torch():
 def test_public_api_sorted():
     assert tm.__all__ == sorted(tm.__all__)
     assert all(hasattr(tm, n) for n in tm.__all__)
+
+
+def test_context_beyond_l_max_warns(capsys):
+    assert main(["analyze", "gpt2", "--context", "2048"]) == 0
+    assert "exceeds the model's L_max = 1024" in capsys.readouterr().out
+    assert tm.analyze("gpt2", context=1024).warnings == ()

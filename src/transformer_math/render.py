@@ -31,6 +31,7 @@ def render_report(r: Report, *, show_ignored: bool = False, ops: bool = False) -
         for title, rows in r.per_op_table().items():
             lines += ["", f"  {title}:", f"    {'operation':28s} {'output shape':>24s} {'FLOPs':>22s}"]
             lines += [f"    {row['op']:28s} {str(tuple(row['shape'])):>24s} {row['flops']:>22,}" for row in rows]
+    lines += [f"  warning: {w}" for w in r.warnings]
     lines += ["", f"  conventions: {r.conventions.describe()}",
               "  GiB = 2^30 bytes, GB = 10^9 bytes.  tmath explain MODEL QUANTITY shows any derivation."]
     if show_ignored:

@@ -21,7 +21,7 @@ from transformer_math.units import DType, parse_dtype
 MAX_TOKENS = 10**9  # B·L above this is not a workload any device holds
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class Conventions:
     """How numbers are counted; echoed with every result."""
 
@@ -37,7 +37,7 @@ class Conventions:
                 f"active params: {self.active}; activations: {self.activations} kernels")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True)
 class Report:
     spec: ModelSpec
     batch: int
@@ -46,6 +46,7 @@ class Report:
     weight_dtypes: Mapping[str, DType]
     kv_dtype: DType
     quantities: Mapping[str, Quantity] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     def __getitem__(self, key: str) -> int | float:
         return self.quantities[key].value
@@ -59,6 +60,7 @@ class Report:
             "inputs": {"batch": self.batch, "context": self.context, "kv_dtype": self.kv_dtype.name,
                        "weight_dtype": {k: v.name for k, v in self.weight_dtypes.items()}},
             "conventions": self.conventions.describe(),
+            "warnings": list(self.warnings),
             "symbols": {k: v for k, v in self.spec.symbols().items() if isinstance(v, int | float | str | bool)},
             "params.by_component": by_component(params),
             "params.by_group": by_group(params),
@@ -156,4 +158,7 @@ def analyze(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec, *, ba
         "flops.decode_token": fl.forward_flops(spec, B=B, T=1, L=L, decode=True, key="flops.decode_token"),
         "flops.train_step": fl.train_step_flops(spec, B=B, T=L, recompute=c.recompute, attention=c.attention),
     }
-    return Report(spec=spec, batch=B, context=L, conventions=c, weight_dtypes=wd, kv_dtype=kv, quantities=quantities)
+    warnings = (f"context L = {L} exceeds the model's L_max = {spec.max_context} (seed 000 §17: report both)",
+                ) if L > spec.max_context else ()
+    return Report(spec=spec, batch=B, context=L, conventions=c, weight_dtypes=wd, kv_dtype=kv, quantities=quantities,
+                  warnings=warnings)
