@@ -56,7 +56,7 @@ def build_meta(config: Mapping[str, Any], dtype: Any = None, experts: str = "bat
                                                     attn_implementation="eager")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Measured:
     params: int
     routed_expert_params: int

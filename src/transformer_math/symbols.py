@@ -18,7 +18,7 @@ UNITS = frozenset({"-", "#", "features", "tokens", "bytes", "bytes/elt", "bits",
                    "FLOP/s", "bytes/s", "s", "tokens/s", "FLOPs/byte", "pairs"})
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Symbol:
     """One entry of the dictionary."""
 

@@ -14,7 +14,7 @@ from fractions import Fraction
 from transformer_math.errors import TmathError
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class DType:
     """A storage format: q bits per element plus, for block formats, one scale (and zero-point) per g_q elements."""
 

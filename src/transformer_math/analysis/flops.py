@@ -16,7 +16,7 @@ from transformer_math.formulas import flops as f
 ATTENTION_CONVENTIONS = ("dense", "causal")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Op:
     """One row of the per-operation table (seed 001 layout): operation, output shape, FLOPs."""
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 from transformer_math.formulas._registry import REGISTRY
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Quantity:
     key: str
     value: int | float

@@ -21,7 +21,7 @@ from transformer_math.units import DType, parse_dtype
 MAX_TOKENS = 10**9  # B·L above this is not a workload any device holds
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Conventions:
     """How numbers are counted; echoed with every result."""
 
@@ -37,7 +37,7 @@ class Conventions:
                 f"active params: {self.active}; activations: {self.activations} kernels")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Report:
     spec: ModelSpec
     batch: int

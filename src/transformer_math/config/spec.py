@@ -20,7 +20,7 @@ def sym(symbol: str, unit: str, doc: str) -> dict[str, str]:
     return {"symbol": symbol, "unit": unit, "doc": doc}
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class LayerSpec:
     """One decoder layer: how it attends and which MLP it runs."""
 
@@ -37,7 +37,7 @@ class LayerSpec:
         return f"{att}{'' if self.rope else '/nope'}+{self.mlp}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MoESpec:
     n_experts: int = field(metadata=sym("E", "#", "routed experts per MoE layer"))
     experts_per_token: int = field(metadata=sym("e", "#", "routed experts each token uses (top-e)"))
@@ -52,7 +52,7 @@ class MoESpec:
         return self.n_shared * self.d_shared
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MLASpec:
     """Multi-head latent attention (DeepSeek-V2/V3): low-rank Q and a compressed KV latent."""
 
@@ -63,7 +63,7 @@ class MLASpec:
     d_v: int = field(metadata=sym("d_v", "features", "per-head value width"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ModelSpec:
     name: str = field(metadata=sym("-", "-", "model name"))
     family: str = field(metadata=sym("-", "-", "Hugging Face model_type the spec was read as"))
