@@ -30,7 +30,7 @@ class Formula:
 
 
 REGISTRY: dict[str, Formula] = {}
-_NAME = re.compile(r"(?<![0-9])1_[A-Za-z0-9_]+|[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"(?<![0-9])1_\w+|[^\W\d]\w*")  # symbols may be Greek (α, η_bw)
 
 
 def formula(*, id: str, symbol: str, unit: str, expr: str, source: str) -> Callable[[Callable[..., int]], Callable[..., int]]:

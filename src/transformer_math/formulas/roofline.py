@@ -1,0 +1,17 @@
+"""Roofline (seed 000 §12–13): arithmetic intensity, attainable time, bound."""
+
+from transformer_math.formulas._registry import formula
+
+
+@formula(id="roofline.intensity", symbol="I", unit="FLOPs/byte", expr="F / M_moved",
+         source="seed 000 §12: I ≡ FLOPs / bytes moved")
+def intensity(*, F: float, M_moved: float) -> float:
+    return F / M_moved if M_moved else float("inf")
+
+
+@formula(id="roofline.time", symbol="t_op", unit="s",
+         expr="max(F / (η_compute·F_peak), M_moved / (η_bw·BW_HBM)) + t_launch",
+         source="seed 000 §15: Perf ≤ min(F_achieved, I·BW_achieved); t_launch: fixed cost of one kernel")
+def op_time(*, F: float, η_compute: float, F_peak: float, M_moved: float, η_bw: float, BW_HBM: float,
+            t_launch: float) -> float:
+    return max(F / (η_compute * F_peak), M_moved / (η_bw * BW_HBM)) + t_launch
