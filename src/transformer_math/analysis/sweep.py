@@ -1,0 +1,47 @@
+"""Vectorized grids of memory and FLOPs over batch × context × KV dtype (numpy broadcasting, no loop per point).
+
+Per-token and per-pair coefficients come from the same per-op formulas as analyze(), evaluated once at unit
+sizes: prefill FLOPs = B·L·f_token + B·L²·f_pair (dense attention), KV bytes = B·Σ_kinds n·min(L, S−1)·w·b_kv.
+"""
+
+from __future__ import annotations
+
+from transformer_math.analysis.flops import layer_ops
+from transformer_math.config.spec import ModelSpec
+from transformer_math.units import DType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+MAX_POINTS = 10**8
+
+
+def coefficients(s: ModelSpec) -> tuple[float, float]:
+    """(f_token, f_pair): forward FLOPs per token (projections, MLP, LM head) and per query-key pair."""
+    f_token = f_pair = 0.0
+    for layer, n in s.layer_kinds:
+        for op in layer_ops(s, layer, B=1, T=1):
+            if op.name.startswith(("attention.scores", "attention.values")):
+                f_pair += n * op.flops.value  # n_pairs = 1 at T = 1
+            else:
+                f_token += n * op.flops.value
+    return f_token + 2 * s.d_model * s.vocab_size, f_pair
+
+
+def grid(s: ModelSpec, *, batch: Any, context: Any, kv: list[DType]) -> dict[str, Any]:
+    """memory.kv_cache_bytes and flops.prefill on the full grid batch × context × kv dtype."""
+    import numpy as np
+
+    B = np.asarray(batch, dtype=np.int64)[:, None, None]
+    L = np.asarray(context, dtype=np.int64)[None, :, None]
+    b_kv = np.asarray([float(d.bytes_per_element) for d in kv])[None, None, :]
+    width = (s.mla.kv_rank + s.mla.d_rope) if s.mla else 2 * s.kv_dim
+    tokens = np.zeros(L.shape, dtype=np.int64)
+    for layer, n in s.layer_kinds:
+        tokens = tokens + n * (L if layer.attention == "full" else np.minimum(L, layer.window - 1))  # type: ignore[operator]
+    kv_bytes = np.ceil(B * tokens * width * b_kv)
+    f_token, f_pair = coefficients(s)
+    flops = (B * L * f_token + B * L * L * f_pair) * np.ones(b_kv.shape)
+    return {"batch": B, "context": L, "kv_dtype": [d.name for d in kv], "kv_cache_bytes": kv_bytes,
+            "prefill_flops": flops}
