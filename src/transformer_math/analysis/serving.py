@@ -7,7 +7,7 @@ Memory per GPU = weights/T_p (experts/E_p) + paged KV cache + activation workspa
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from transformer_math.analysis.efficiency import BAND, MID, Efficiency
@@ -21,6 +21,7 @@ from transformer_math.units import DType
 
 RESERVE_FRACTION = 0.10
 RESERVE_FIXED = 2**30
+PREFILL_CHUNK = 8192  # tokens per prefill step (chunked prefill)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -89,29 +90,42 @@ def plan_serving(s: ModelSpec, hw: HardwareSpec, *, batch: int, prompt: int, gen
         w_bytes += float(P * dt.bytes_per_element) / shard
     kv_shard = tp if s.mla is None else 1
     kv_replication = max(1, tp // s.n_kv_heads) if s.mla is None else 1  # fewer KV heads than ranks: copies
-    L = prompt + gen
-    per_seq = kv_bytes_per_sequence(s, L, kv, block=block) * kv_replication / kv_shard
-    act = batch * prompt * (s.d_model * 4 + 2 * max(l.d_ff for l in s.layers) / tp) * 2 + \
-        batch * s.vocab_size * 4 / (tp if shard_lm_head else 1)
-    reserve = RESERVE_FIXED + RESERVE_FRACTION * hw.memory_bytes
-    mem = {"weights": int(w_bytes), "kv_cache": int(per_seq * batch), "activations": int(act), "reserve": int(reserve)}
+    d_ff = max(layer.d_ff for layer in s.layers)
+    draft = None
     if speculative:
         d_groups = by_group(params_breakdown(speculative.draft))
-        mem["draft_weights"] = int(sum(float(P * wd.get(g, wd["*"]).bytes_per_element) for g, P in d_groups.items()))
-        mem["draft_kv"] = int(kv_bytes_per_sequence(speculative.draft, L, kv, block=block) * batch)
+        draft = int(sum(float(P * wd.get(g, wd["*"]).bytes_per_element) for g, P in d_groups.items()))
+
+    def memory(B: int, P: int, L: int) -> dict[str, int]:
+        """Per-GPU bytes with B sequences of prompt P, decoded to L tokens; prefill runs in chunks of
+        PREFILL_CHUNK tokens (vLLM's max_num_batched_tokens), so its workspace does not grow with B·P."""
+        chunk = min(B * P, PREFILL_CHUNK)
+        act = chunk * (s.d_model * 4 + 2 * d_ff / tp) * 2 + B * s.vocab_size * 4 / (tp if shard_lm_head else 1)
+        mem = {"weights": int(w_bytes),
+               "kv_cache": int(kv_bytes_per_sequence(s, L, kv, block=block) * kv_replication / kv_shard * B),
+               "activations": int(act), "reserve": int(RESERVE_FIXED + RESERVE_FRACTION * hw.memory_bytes)}
+        if speculative and draft is not None:
+            mem["draft_weights"] = draft
+            mem["draft_kv"] = int(kv_bytes_per_sequence(speculative.draft, L, kv, block=block) * B)
+        return mem
+
+    def largest(fits: Callable[[int], bool], cap: int) -> int:
+        if not fits(1):
+            return 0
+        lo, hi = 1, 2
+        while hi <= cap and fits(hi):
+            lo, hi = hi, hi * 2
+        hi = min(hi, cap + 1)
+        while lo < hi - 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        return lo
+
+    L = prompt + gen
+    mem = memory(batch, prompt, L)
     total = sum(mem.values())
-    free = hw.memory_bytes - (total - mem["kv_cache"])
-    max_batch = max(0, int(free // per_seq)) if per_seq else 0
-    lo, hi = 1, 1
-    while hi < 2**31 and kv_bytes_per_sequence(s, hi, kv, block=block) * batch * kv_replication / kv_shard <= free:
-        lo, hi = hi, hi * 2
-    while lo < hi - 1:
-        mid = (lo + hi) // 2
-        if kv_bytes_per_sequence(s, mid, kv, block=block) * batch * kv_replication / kv_shard <= free:
-            lo = mid
-        else:
-            hi = mid
-    max_context = lo if free > 0 else 0
+    max_batch = largest(lambda B: sum(memory(B, prompt, L).values()) <= hw.memory_bytes, 2**24)
+    max_context = largest(lambda n: sum(memory(batch, min(prompt, n), n).values()) <= hw.memory_bytes, 2**31)
 
     kw = dict(tp=tp, ep=ep, wd=wd, kv=kv, shard_lm_head=shard_lm_head)
 
@@ -141,7 +155,8 @@ def plan_serving(s: ModelSpec, hw: HardwareSpec, *, batch: int, prompt: int, gen
         if not compute_bound and mlp and all(c.compute_s >= c.memory_s for c in mlp):
             compute_bound = B
         B *= 2
-    notes = [f"framework reserve = 1 GiB + {RESERVE_FRACTION:.0%} of HBM; paged KV in blocks of {block} tokens",
+    notes = [f"framework reserve = 1 GiB + {RESERVE_FRACTION:.0%} of HBM; paged KV in blocks of {block} tokens; "
+             f"prefill in chunks of {PREFILL_CHUNK} tokens",
              f"TPOT at the mean decode context L = prompt + gen/2 = {prompt + gen // 2}"]
     if kv_replication > 1:
         notes.append(f"h_kv = {s.n_kv_heads} < T_p = {tp}: each KV head is replicated on {kv_replication} ranks")

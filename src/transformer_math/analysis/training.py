@@ -14,7 +14,7 @@ first stage, interleaving (v chunks) divides the bubble (P_p − 1)/(v·m) by v.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from transformer_math.analysis.efficiency import MID, Efficiency
@@ -106,8 +106,9 @@ LORA_SHAPES = {  # module name → (d_in, d_out) from the spec
 def lora_params(s: ModelSpec, rank: int, targets: tuple[str, ...]) -> int:
     """Σ over targeted linears of r·(d_in + d_out): PEFT's lora_A (r×d_in) and lora_B (d_out×r).
 
-    Dense-MLP modules exist only in dense layers; MoE experts (3-D parameter tensors) are not nn.Linear and
-    PEFT does not wrap them; MLA projections have other names and are not targeted by these names.
+    In MoE layers only shared experts are nn.Linear modules (routed experts are 3-D parameter tensors PEFT
+    does not wrap); MLA projections have other names and are not targeted by these names. Checked against
+    PEFT's get_peft_model in tests/test_perf_crosscheck.py.
     """
     bad = [t for t in targets if t not in LORA_SHAPES]
     if bad:
@@ -116,10 +117,13 @@ def lora_params(s: ModelSpec, rank: int, targets: tuple[str, ...]) -> int:
         raise TmathError("finetune", s.family, "LoRA counts for llama-layout projections (q/k/v/o, gate/up/down)")
     total = 0
     for layer, n in s.layer_kinds:
+        mlp = layer
+        if layer.mlp != "dense":  # only shared experts are nn.Linear modules in MoE layers
+            mlp = replace(layer, d_ff=s.moe.shared_width) if s.moe and s.moe.n_shared else None
         for t in targets:
-            if t in ("gate_proj", "up_proj", "down_proj") and (layer.mlp != "dense" or s.n_up != 2):
+            if t in ("gate_proj", "up_proj", "down_proj") and (mlp is None or s.n_up != 2):
                 continue
-            d_in, d_out = LORA_SHAPES[t](s, layer)
+            d_in, d_out = LORA_SHAPES[t](s, mlp or layer)
             total += n * rank * (d_in + d_out)
     return total
 
