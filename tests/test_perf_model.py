@@ -113,7 +113,7 @@ def test_speculative_decoding():
 
 def test_continuous_batching_curve():
     p = serve(batch=8)
-    rates = [r for _, _, r in p.batch_curve]
+    rates = [c[2] for c in p.batch_curve]
     assert rates == sorted(rates) and p.compute_bound_batch >= 64
 
 
@@ -172,8 +172,8 @@ def test_sweep_grid_equals_analyze():
     for i, b in enumerate([1, 3]):
         for j, L in enumerate([100, 5000]):
             r = tm.analyze("gemma-3-4b", batch=b, context=L)
-            assert g["kv_cache_bytes"][i, j, 0] == r["memory.kv_cache_bytes"]
-            assert g["prefill_flops"][i, j, 1] == r["flops.prefill"]
+            assert g["kv_cache_bytes"][i, j, 0, 0] == r["memory.kv_cache_bytes"]
+            assert g["prefill_flops"][i, j, 1, 0] == r["flops.prefill"]
 
 
 def test_chinchilla_rule_of_thumb(capsys):

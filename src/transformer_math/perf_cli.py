@@ -24,9 +24,18 @@ def _ms(x: float) -> str:
     return f"{x * 1e3:.2f} ms"
 
 
-def cmd_hardware() -> int:
+def cmd_hardware(a: argparse.Namespace) -> int:
     from transformer_math.config.hardware import list_hardware, load_hardware
 
+    if a.json:
+        json.dump({i: {"name": h.name, "memory_bytes": h.memory_bytes,
+                       "memory_bandwidth_bytes_per_s": h.memory_bandwidth_bytes_per_s,
+                       "peak_flops_per_s": dict(h.peak_flops_per_s),
+                       "link_bandwidth_bytes_per_s": h.link_bandwidth_bytes_per_s,
+                       "nic_bandwidth_bytes_per_s": h.nic_bandwidth_bytes_per_s, "gpus_per_node": h.gpus_per_node}
+                   for i in list_hardware() for h in [load_hardware(i)]}, sys.stdout, indent=1)
+        print()
+        return 0
     print(f"{'id':10s} {'name':38s} {'bf16 TFLOP/s':>12s} {'fp8':>7s} {'HBM':>9s} {'TB/s':>6s} {'link GB/s':>9s}")
     for i in list_hardware():
         h = load_hardware(i)
@@ -82,7 +91,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
            "max_context": p.max_context, "phi_cache": p.phi_cache, "memory": p.memory,
            "band": {"ttft_s": p.ttft_s, "tpot_s": p.tpot_s, "tokens_per_s": p.tokens_per_s},
            "compute_bound_batch": p.compute_bound_batch,
-           "batch_curve": [{"batch": b, "tpot_s": t, "tokens_per_s": r} for b, t, r in p.batch_curve],
+           "batch_curve": [{"batch": b, "tpot_s": t, "tokens_per_s": r, "memory_per_gpu_bytes": m}
+                           for b, t, r, m in p.batch_curve],
            "decode_ops": [{"layer": c.layer, "op": c.name, "count": c.count, "flops": c.flops, "bytes": c.bytes,
                            "intensity": c.intensity, "bound": c.bound, "time_s": c.time_s} for c in p.decode_ops],
            "explain": explain, "notes": list(p.notes), "gpu": hw.id, "model": s.name}
@@ -103,7 +113,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
     lo, mid, hi = p.tokens_per_s
     print(f"  decode throughput: {mid:,.0f} tokens/s  (band {lo:,.0f} – {hi:,.0f})")
     print(f"  decode turns compute bound at batch ≈ {p.compute_bound_batch or '> 65536'}")
-    print("  continuous batching (B, TPOT, tokens/s): " + ", ".join(f"{b}: {_ms(t)} {r:,.0f}" for b, t, r in
+    print("  continuous batching (B, TPOT, tokens/s): " + ", ".join(f"{b}: {_ms(t)} {r:,.0f}" for b, t, r, _ in
                                                                     p.batch_curve[:12]))
     print("\n  decode step per op (one GPU):")
     print("\n".join(_ops_table(p.decode_ops)))
@@ -125,9 +135,10 @@ def _serve_plots(a: argparse.Namespace, s: Any, hw: Any, p: Any, wd: Any, kv: An
                        "TPOT [ms]": [q.tpot_s[1] * 1e3 for q in plans], "TTFT [s]": [q.ttft_s[1] for q in plans]},
                  f"{a.plot}_context.png", xlabel="context L [tokens]", ylabel="GB / ms / s",
                  title=f"{s.name} on {hw.name}, B={a.batch}")
-    plots.curves([b for b, _, _ in p.batch_curve], {"tokens/s": [r for _, _, r in p.batch_curve],
-                                                    "TPOT [ms]": [t * 1e3 for _, t, _ in p.batch_curve]},
-                 f"{a.plot}_batch.png", xlabel="batch B", ylabel="tokens/s | ms", title="continuous batching")
+    plots.curves([c[0] for c in p.batch_curve], {"tokens/s": [c[2] for c in p.batch_curve],
+                                                "TPOT [ms]": [c[1] * 1e3 for c in p.batch_curve],
+                                                "memory per GPU [GB]": [c[3] / 1e9 for c in p.batch_curve]},
+                 f"{a.plot}_batch.png", xlabel="batch B", ylabel="tokens/s | ms | GB", title="continuous batching")
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -211,7 +222,16 @@ def cmd_chinchilla(a: argparse.Namespace) -> int:
     N = n_opt(C=C, α=c["alpha"], β=c["beta"], A=c["A"], B=c["B"])
     D = C / (6 * N)
     N20 = (C / 120) ** 0.5
-    out = {"flops": C, "n_opt": N, "d_opt": D, "tokens_per_param": D / N,
+    from transformer_math.config.hardware import load_hardware
+
+    hw = load_hardware(a.gpu)
+    if not 0 < a.mfu <= 1:
+        raise TmathError("mfu", a.mfu, "a fraction in (0, 1]")
+    gpu_hours = C / (a.mfu * hw.peak("bf16")) / 3600
+    out = {"flops": C, "n_opt": N, "d_opt": D, "tokens_per_param": D / N, "gpu_hours": gpu_hours,
+           "cost_usd": gpu_hours * a.price,
+           "cost_formula": f"C / (MFU·F_peak) / 3600 · price = {C:.3g} / ({a.mfu}·{hw.peak('bf16'):.3g}) / 3600 · "
+                           f"{a.price} = ${gpu_hours * a.price:,.0f}",
            "loss": chinchilla_loss(N=N, D=D, E=c["E"], A=c["A"], B=c["B"], α=c["alpha"], β=c["beta"]),
            "rule_of_thumb": {"n": N20, "d": 20 * N20, "note": "D ≈ 20·N with C = 6·N·D (Approach 1/2)"}}
     if a.json:
@@ -222,6 +242,7 @@ def cmd_chinchilla(a: argparse.Namespace) -> int:
     print(f"  Approach 3 fit (Hoffmann et al. 2022): N_opt = {N:.3g} parameters, D_opt = {D:.3g} tokens "
           f"({D / N:.1f} tokens/parameter), predicted loss {out['loss']:.3f}")
     print(f"  20 tokens/parameter rule: N = {N20:.3g}, D = {20 * N20:.3g}")
+    print(f"  cost on {hw.name} at MFU {a.mfu:.0%}: {gpu_hours:,.0f} GPU-hours; {out['cost_formula']}")
     return 0
 
 
@@ -242,29 +263,32 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         return vals
 
     s = load_model(a.model)
-    B, L = ints(a.batch, "batch"), ints(a.context, "context")
+    B, L, TP = ints(a.batch, "batch"), ints(a.context, "context"), ints(a.tp, "tp")
     kv = [parse_dtype(d, field="kv-dtype") for d in a.kv_dtype.split(",")]
-    if len(B) * len(L) * len(kv) > MAX_POINTS:
-        raise TmathError("grid", len(B) * len(L) * len(kv), f"at most {MAX_POINTS} points")
-    g = grid(s, batch=B, context=L, kv=kv)
+    n = len(B) * len(L) * len(kv) * len(TP)
+    if n > MAX_POINTS:
+        raise TmathError("grid", n, f"at most {MAX_POINTS} points")
+    g = grid(s, batch=B, context=L, kv=kv, tp=TP)
     with open(a.csv, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["batch", "context", "kv_dtype", "kv_cache_bytes", "prefill_flops"])
+        w.writerow(["batch", "context", "kv_dtype", "tp", "kv_cache_bytes", "prefill_flops", "memory_per_gpu_bytes"])
         for i, b in enumerate(B):
             for j, l in enumerate(L):
                 for k, d in enumerate(kv):
-                    w.writerow([b, l, d.name, int(g["kv_cache_bytes"][i, j, k]), int(g["prefill_flops"][i, j, k])])
+                    for t, tp in enumerate(TP):
+                        w.writerow([b, l, d.name, tp, int(g["kv_cache_bytes"][i, j, k, 0]),
+                                    int(g["prefill_flops"][i, j, k, 0]), int(g["memory_per_gpu_bytes"][i, j, k, t])])
     if a.plot:
         from transformer_math import plots
 
-        plots.curves(L, {f"B={b}": [g["kv_cache_bytes"][i, j, 0] / 2**30 for j in range(len(L))]
+        plots.curves(L, {f"B={b}": [g["kv_cache_bytes"][i, j, 0, 0] / 2**30 for j in range(len(L))]
                          for i, b in enumerate(B)}, a.plot, xlabel="context L [tokens]",
                      ylabel=f"KV cache [GiB, {kv[0].name}]", title=f"{s.name}: KV cache")
-    print(f"wrote {len(B) * len(L) * len(kv)} points to {a.csv}" + (f" and {a.plot}" if a.plot else ""))
+    print(f"wrote {n} points to {a.csv}" + (f" and {a.plot}" if a.plot else ""))
     return 0
 
 
 def run(a: argparse.Namespace) -> int:
     if a.command == "hardware":
-        return cmd_hardware()
+        return cmd_hardware(a)
     return {"serve": cmd_serve, "train": cmd_train, "chinchilla": cmd_chinchilla, "sweep": cmd_sweep}[a.command](a)

@@ -52,7 +52,7 @@ class ServePlan:
     tokens_per_s: tuple[float, float, float]
     decode_ops: list[OpCost] = field(default_factory=list)
     prefill_ops: list[OpCost] = field(default_factory=list)
-    batch_curve: list[tuple[int, float, float]] = field(default_factory=list)  # (B, TPOT, tokens/s)
+    batch_curve: list[tuple[int, float, float, int]] = field(default_factory=list)  # (B, TPOT, tokens/s, bytes/GPU)
     compute_bound_batch: int = 0
     notes: tuple[str, ...] = ()
 
@@ -150,7 +150,7 @@ def plan_serving(s: ModelSpec, hw: HardwareSpec, *, batch: int, prompt: int, gen
         decode = step_costs(s, hw, eff, B=B, T=1, L=prompt + gen // 2, decode=True, **kw)
         t = total_time(decode)
         if B <= max(1, max_batch):
-            curve.append((B, t, B / t))
+            curve.append((B, t, B / t, sum(memory(B, prompt, L).values())))
         mlp = [c for c in decode if c.name.startswith(("mlp.", "moe.experts", "moe.shared"))]
         if not compute_bound and mlp and all(c.compute_s >= c.memory_s for c in mlp):
             compute_bound = B

@@ -29,13 +29,18 @@ def coefficients(s: ModelSpec) -> tuple[float, float]:
     return f_token + 2 * s.d_model * s.vocab_size, f_pair
 
 
-def grid(s: ModelSpec, *, batch: Any, context: Any, kv: list[DType]) -> dict[str, Any]:
-    """memory.kv_cache_bytes and flops.prefill on the full grid batch × context × kv dtype."""
+def grid(s: ModelSpec, *, batch: Any, context: Any, kv: list[DType], tp: Any = (1,),
+         weight_bytes: float | None = None) -> dict[str, Any]:
+    """KV-cache bytes, prefill FLOPs and per-GPU memory (bf16 weights/T_p + KV/T_p, KV heads replicated when
+    h_kv < T_p) on the grid batch × context × kv dtype × T_p."""
     import numpy as np
 
-    B = np.asarray(batch, dtype=np.int64)[:, None, None]
-    L = np.asarray(context, dtype=np.int64)[None, :, None]
-    b_kv = np.asarray([float(d.bytes_per_element) for d in kv])[None, None, :]
+    from transformer_math.analysis.params import params_breakdown
+
+    B = np.asarray(batch, dtype=np.int64)[:, None, None, None]
+    L = np.asarray(context, dtype=np.int64)[None, :, None, None]
+    b_kv = np.asarray([float(d.bytes_per_element) for d in kv])[None, None, :, None]
+    T = np.asarray(tp, dtype=np.int64)[None, None, None, :]
     width = (s.mla.kv_rank + s.mla.d_rope) if s.mla else 2 * s.kv_dim
     tokens = np.zeros(L.shape, dtype=np.int64)
     for layer, n in s.layer_kinds:
@@ -43,5 +48,8 @@ def grid(s: ModelSpec, *, batch: Any, context: Any, kv: list[DType]) -> dict[str
     kv_bytes = np.ceil(B * tokens * width * b_kv)
     f_token, f_pair = coefficients(s)
     flops = (B * L * f_token + B * L * L * f_pair) * np.ones(b_kv.shape)
-    return {"batch": B, "context": L, "kv_dtype": [d.name for d in kv], "kv_cache_bytes": kv_bytes,
-            "prefill_flops": flops}
+    weights = 2 * params_breakdown(s).value if weight_bytes is None else weight_bytes
+    replicate = 1 if s.mla else np.maximum(1, T // s.n_kv_heads)
+    per_gpu = weights / T + kv_bytes * replicate / (1 if s.mla else T)
+    return {"batch": B, "context": L, "kv_dtype": [d.name for d in kv], "tp": T, "kv_cache_bytes": kv_bytes,
+            "prefill_flops": flops, "memory_per_gpu_bytes": per_gpu}
