@@ -15,6 +15,9 @@ def main() -> None:
                 print(f"  {r.id:48s} {r.metric:36s} {r.measured:10.1f} {r.predicted:10.1f} {r.error:+8.1%}")
             else:
                 print(f"  {r.id:48s} {'not scored: ' + r.note[:60]}")
+        shown = next((r for r in rows if r.formula), None)
+        if shown:
+            print(f"  e.g. {shown.id}: {shown.formula}")
         s = summary(rows)
         print(f"  → {s['rows']} rows: median |error| {s['median_abs_error']:.1%}, max {s['max_abs_error']:.1%}, "
               f"{s['within_20pct']} within ±20%")

@@ -37,6 +37,7 @@ class Row:
     predicted: float
     scored: bool = True
     note: str = ""
+    formula: str = ""
 
     @property
     def error(self) -> float:
@@ -75,7 +76,10 @@ def training_rows(eff: Efficiency = MID) -> list[Row]:
             res = plan_training(s, hw, lay, global_batch=B, seq=sq, eff=eff, flash_attention=False)
             flops = 96 * B * sq * l * h * h * (1 + sq / (6 * h) + V / (16 * l * h))
             out.append(Row(r["id"], "TFLOP/s per GPU (Megatron formula)", r["achieved_teraflops_per_gpu"],
-                           flops / (res.step_time_s * r["gpus"]) / 1e12))
+                           flops / (res.step_time_s * r["gpus"]) / 1e12,
+                           formula=f"96·B·s·l·h²·(1 + s/6h + V/16lh) / (t_step·n) = 96·{B}·{sq}·{l}·{h}²·(1 + {sq}/"
+                                   f"(6·{h}) + {V}/(16·{l}·{h})) / ({res.step_time_s:.3f}·{r['gpus']}) = "
+                                   f"{flops / (res.step_time_s * r['gpus']) / 1e12:.1f} TFLOP/s"))
         else:
             key = r["model"].split(" ")[0]
             d, l, heads = MPT[key]
