@@ -56,7 +56,8 @@ def _ops_table(ops: list[Any]) -> list[str]:
     return lines
 
 
-def cmd_serve(a: argparse.Namespace) -> int:
+def serve_data(a: argparse.Namespace) -> tuple[dict[str, Any], Any, Any, Any, Any, Any]:
+    """The serving plan as the dict `tmath serve --json` prints (and the web API returns), plus its inputs."""
     from transformer_math.analysis.report import parse_weight_dtypes
     from transformer_math.analysis.serving import Speculative, plan_serving
     from transformer_math.config import load_model
@@ -96,6 +97,12 @@ def cmd_serve(a: argparse.Namespace) -> int:
            "decode_ops": [{"layer": c.layer, "op": c.name, "count": c.count, "flops": c.flops, "bytes": c.bytes,
                            "intensity": c.intensity, "bound": c.bound, "time_s": c.time_s} for c in p.decode_ops],
            "explain": explain, "notes": list(p.notes), "gpu": hw.id, "model": s.name}
+    return out, s, hw, p, wd, kv
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    out, s, hw, p, wd, kv = serve_data(a)
+    explain = out["explain"]
     if a.plot:
         _serve_plots(a, s, hw, p, wd, kv)
     if a.json:
@@ -141,7 +148,8 @@ def _serve_plots(a: argparse.Namespace, s: Any, hw: Any, p: Any, wd: Any, kv: An
                  f"{a.plot}_batch.png", xlabel="batch B", ylabel="tokens/s | ms | GB", title="continuous batching")
 
 
-def cmd_train(a: argparse.Namespace) -> int:
+def train_data(a: argparse.Namespace) -> dict[str, Any]:
+    """The training plan (or, with a.search, the ranked layouts) as `tmath train --json` prints it."""
     from transformer_math.analysis.training import Finetune, Layout, plan_training, search_layouts
     from transformer_math.config import load_model
     from transformer_math.config.hardware import load_hardware
@@ -156,16 +164,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         best, n, dt = search_layouts(s, hw, gpus=gpus, **kw)
         rows = [{"layout": {k: getattr(l, k) for k in ("tp", "pp", "dp", "cp", "ep", "micro_batch", "recompute",
                                                         "zero")}, **r} for l, r in best]
-        if a.json:
-            json.dump({"layouts_evaluated": n, "seconds": dt, "layouts_per_s": n / dt, "best": rows}, sys.stdout,
-                      indent=1)
-            print()
-            return 0
-        print(f"{n:,} layouts evaluated in {dt * 1e3:.1f} ms ({n / dt:,.0f} layouts/s); fastest that fit:")
-        for r in rows:
-            print(f"  {r['layout']}  step {r['step_time_s']:.3f} s  MFU {r['mfu']:.1%}  "
-                  f"memory {fmt_bytes(r['memory_per_gpu_bytes'])}")
-        return 0
+        return {"layouts_evaluated": n, "seconds": dt, "layouts_per_s": n / dt, "best": rows}
     dp = a.dp or gpus // (a.tp * a.pp * a.cp)
     if a.tp * a.pp * a.cp * dp != gpus:
         raise TmathError("gpus", gpus, f"= T_p·P_p·C_p·D_p = {a.tp}·{a.pp}·{a.cp}·{dp} = {a.tp * a.pp * a.cp * dp}")
@@ -191,23 +190,38 @@ def cmd_train(a: argparse.Namespace) -> int:
            "tokens_per_s": r.tokens_per_s, "memory": r.memory, "time": r.time, "micro_batches": r.micro_batches,
            "trainable_params": r.trainable_params, "layout": {k: getattr(lay, k) for k in (
                "tp", "pp", "dp", "cp", "ep", "micro_batch", "recompute", "zero", "sequence_parallel", "interleave")},
-           "explain": explain}
+           "explain": explain, "model": s.name, "gpu": hw.id, "gpus": gpus, "tokens": a.tokens, "price": a.price,
+           "precision": a.precision, "optimizer": a.optimizer, "finetune": a.finetune}
+    return out
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    out = train_data(a)
     if a.json:
         json.dump(out, sys.stdout, indent=1)
         print()
         return 0
-    print(f"{s.name} on {gpus}× {hw.name}  TP={lay.tp} PP={lay.pp} DP={lay.dp} CP={lay.cp} EP={lay.ep}  "
-          f"b={lay.micro_batch} m={r.micro_batches} recompute={lay.recompute} ZeRO-{lay.zero} {a.precision} "
-          f"{a.optimizer} {a.finetune}")
-    print(f"  fits: {'yes' if r.fits else 'NO'}   memory per GPU {fmt_bytes(r.memory_per_gpu_bytes)} of "
-          f"{fmt_bytes(hw.memory_bytes)}: " + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in r.memory.items()))
-    print(f"  trainable parameters: {r.trainable_params:,}")
-    print(f"  step {r.step_time_s:.3f} s: " + ", ".join(f"{k} {v:.3f}" for k, v in r.time.items() if v))
-    print(f"  {r.tokens_per_s:,.0f} tokens/s   {r.tflops_per_gpu:.1f} TFLOP/s per GPU   MFU {r.mfu:.1%}   "
-          f"HFU {r.hfu:.1%}")
-    if a.tokens:
-        print(f"  {a.tokens:.3g} tokens: {days:.1f} days, {days * 24 * gpus:,.0f} GPU-hours, ${cost:,.0f} at "
-              f"${a.price}/GPU-hour")
+    if a.search:
+        print(f"{out['layouts_evaluated']:,} layouts evaluated in {out['seconds'] * 1e3:.1f} ms "
+              f"({out['layouts_per_s']:,.0f} layouts/s); fastest that fit:")
+        for r in out["best"]:
+            print(f"  {r['layout']}  step {r['step_time_s']:.3f} s  MFU {r['mfu']:.1%}  "
+                  f"memory {fmt_bytes(r['memory_per_gpu_bytes'])}")
+        return 0
+    lay, m, t, explain = out["layout"], out["memory"], out["time"], out["explain"]
+    print(f"{out['model']} on {out['gpus']}× {out['gpu']}  TP={lay['tp']} PP={lay['pp']} DP={lay['dp']} CP={lay['cp']} "
+          f"EP={lay['ep']}  b={lay['micro_batch']} m={out['micro_batches']} recompute={lay['recompute']} "
+          f"ZeRO-{lay['zero']} {out['precision']} {out['optimizer']} {out['finetune']}")
+    print(f"  fits: {'yes' if out['fits'] else 'NO'}   memory per GPU {fmt_bytes(out['memory_per_gpu_bytes'])}: "
+          + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in m.items()))
+    print(f"  trainable parameters: {out['trainable_params']:,}")
+    print(f"  step {out['step_time_s']:.3f} s: " + ", ".join(f"{k} {v:.3f}" for k, v in t.items() if v))
+    print(f"  {out['tokens_per_s']:,.0f} tokens/s   {out['tflops_per_gpu']:.1f} TFLOP/s per GPU   MFU {out['mfu']:.1%}   "
+          f"HFU {out['hfu']:.1%}")
+    if out["tokens"]:
+        days = out["days"]
+        print(f"  {out['tokens']:.3g} tokens: {days:.1f} days, {days * 24 * out['gpus']:,.0f} GPU-hours, "
+              f"${out['cost_usd']:,.0f} at ${out['price']}/GPU-hour")
     print("\n  " + "\n  ".join(f"{k}: {v}" for k, v in explain.items()))
     return 0
 

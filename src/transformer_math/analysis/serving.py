@@ -125,7 +125,7 @@ def plan_serving(s: ModelSpec, hw: HardwareSpec, *, batch: int, prompt: int, gen
     mem = memory(batch, prompt, L)
     total = sum(mem.values())
     max_batch = largest(lambda B: sum(memory(B, prompt, L).values()) <= hw.memory_bytes, 2**24)
-    max_context = largest(lambda n: sum(memory(batch, min(prompt, n), n).values()) <= hw.memory_bytes, 2**31)
+    max_context = largest(lambda n: sum(memory(batch, min(prompt, n), n).values()) <= hw.memory_bytes, s.max_context)
 
     kw = dict(tp=tp, ep=ep, wd=wd, kv=kv, shard_lm_head=shard_lm_head)
 
@@ -155,7 +155,8 @@ def plan_serving(s: ModelSpec, hw: HardwareSpec, *, batch: int, prompt: int, gen
         if not compute_bound and mlp and all(c.compute_s >= c.memory_s for c in mlp):
             compute_bound = B
         B *= 2
-    notes = [f"framework reserve = 1 GiB + {RESERVE_FRACTION:.0%} of HBM; paged KV in blocks of {block} tokens; "
+    notes = [f"max context is capped at the model's L_max = {s.max_context:,}",
+             f"framework reserve = 1 GiB + {RESERVE_FRACTION:.0%} of HBM; paged KV in blocks of {block} tokens; "
              f"prefill in chunks of {PREFILL_CHUNK} tokens",
              f"TPOT at the mean decode context L = prompt + gen/2 = {prompt + gen // 2}"]
     if kv_replication > 1:
