@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("--mfu", type=float, default=0.40, help="assumed MFU for the cost estimate (default 0.40)")
     ch.add_argument("--price", type=float, default=2.0, help="$ per GPU-hour (default 2.0)")
     ch.add_argument("--json", action="store_true")
+    wb = sub.add_parser("web", help="start the local web app (needs the [web] extra)")
+    wb.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    wb.add_argument("--port", type=int, default=8000)
     sw = sub.add_parser("sweep", help="grid of memory/FLOPs over batch × context (× dtype), CSV and plot")
     sw.add_argument("model")
     sw.add_argument("--batch", default="1,2,4,8,16,32,64")
@@ -118,6 +121,16 @@ def run(argv: Sequence[str] | None = None) -> int:
         from transformer_math.symbols import render_table
 
         print(render_table("markdown" if args.markdown else "text"))
+        return 0
+    if args.command == "web":
+        try:
+            import uvicorn
+
+            from transformer_math.web.app import app
+        except ImportError:
+            raise TmathError("web", "fastapi/uvicorn", "installed: pip install 'transformer-math[web]'") from None
+        print(f"transformer-math web app: http://{args.host}:{args.port}/", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
         return 0
     if args.command in ("hardware", "serve", "train", "chinchilla", "sweep"):
         from transformer_math import perf_cli

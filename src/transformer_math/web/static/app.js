@@ -1,0 +1,226 @@
+// transformer-math page: every input lives in the URL; every number explains itself on hover or click.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const FIELDS = ["model", "batch", "context", "weight_dtype", "kv_dtype", "gpu", "tp", "gen", "gpus", "ttp", "tpp",
+                "global_batch", "recompute"];
+let customConfig = null;
+let timer = null;
+
+const fmtCount = (x) => {
+  if (x === null || x === undefined) return "–";
+  const a = Math.abs(x);
+  for (const [d, s] of [[1e15, " P"], [1e12, " T"], [1e9, " G"], [1e6, " M"], [1e3, " k"]]) if (a >= d) return (x / d).toFixed(2) + s;
+  return String(Math.round(x * 100) / 100);
+};
+const fmtBytes = (x) => {
+  if (x === null || x === undefined) return "–";
+  const u = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]; let i = 0;
+  while (Math.abs(x) >= 1024 && i < u.length - 1) { x /= 1024; i++; }
+  return x.toFixed(i ? 2 : 0) + " " + u[i];
+};
+const fmt = (x, unit) => unit === "bytes" ? fmtBytes(x) : unit === "s" ? (x * 1e3).toFixed(2) + " ms" : fmtCount(x);
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+
+async function api(path, body) {
+  const r = await fetch(path, body === undefined ? {} : {method: "POST", headers: {"content-type": "application/json"},
+                                                          body: JSON.stringify(body)});
+  const data = await r.json();
+  if (!r.ok) throw new Error(data.detail || r.statusText);
+  return data;
+}
+
+function readUrl() {
+  const q = new URLSearchParams(location.search);
+  for (const f of FIELDS) if (q.has(f) && $(f)) $(f).value = q.get(f);
+  if (q.has("compare")) for (const o of $("compare").options) o.selected = q.get("compare").split(",").includes(o.value);
+  if (q.has("config")) { try { customConfig = JSON.parse(q.get("config")); $("config").value = q.get("config"); $("custom").open = true; } catch (e) { customConfig = null; } }
+}
+
+function writeUrl() {
+  const q = new URLSearchParams();
+  for (const f of FIELDS) q.set(f, $(f).value);
+  const cmp = [...$("compare").selectedOptions].map((o) => o.value);
+  if (cmp.length) q.set("compare", cmp.join(","));
+  if (customConfig) { const s = JSON.stringify(customConfig); if (s.length < 6000) q.set("config", s); }
+  history.replaceState(null, "", "?" + q.toString());
+}
+
+const num = (id) => parseInt($(id).value, 10);
+const modelInput = () => customConfig ? {config: customConfig} : {model: $("model").value};
+
+function explainText(q) {
+  return `${q.symbol} [${q.unit}]\n${q.symbol} = ${q.formula}\n     = ${q.substituted}\n= ${q.value.toLocaleString()} ${q.unit}` +
+         (q.source ? `\nsource: ${q.source}` : "");
+}
+
+function showExplain(title, text, symbol) {
+  const box = $("explain");
+  box.hidden = false;
+  box.innerHTML = `<strong>${esc(title)}</strong>  <a href="/symbols#${encodeURIComponent(symbol || "")}">symbol ${esc(symbol || "")} in the dictionary</a>\n${esc(text)}`;
+}
+
+function card(key, label, q) {
+  const b = document.createElement("button");
+  b.type = "button"; b.className = "q"; b.dataset.key = key;
+  b.title = explainText(q);
+  b.innerHTML = `<span class="label">${esc(label)} <span class="sym">${esc(q.symbol)}</span></span>` +
+                `<span class="value">${esc(fmt(q.value, q.unit))}</span>`;
+  b.addEventListener("click", () => showExplain(key, explainText(q), q.symbol));
+  return b;
+}
+
+function renderCards(a) {
+  const box = $("cards"); box.innerHTML = "";
+  const items = [["params.total", "Parameters"], ["params.active", "Active parameters"],
+                 ["memory.weights_bytes", "Weights"], ["memory.kv_cache_bytes", "KV cache"],
+                 ["memory.activations_bytes", "Activations (train)"], ["flops.prefill", "Prefill FLOPs"],
+                 ["flops.decode_token", "Decode-step FLOPs"], ["flops.train_step", "Training-step FLOPs"]];
+  for (const [k, l] of items) box.appendChild(card(k, l, a.quantities[k]));
+}
+
+const layoutBase = {margin: {l: 60, r: 10, t: 10, b: 40}, font: {size: 11}, legend: {orientation: "h"}};
+const cfg = {displaylogo: false, responsive: true};
+
+function renderParams(a) {
+  const c = Object.entries(a["params.by_component"]).sort((x, y) => y[1] - x[1]);
+  Plotly.react("chart-params", [{type: "bar", orientation: "h", x: c.map((e) => e[1]), y: c.map((e) => e[0]),
+    hovertemplate: "%{y}: %{x:,} parameters<extra></extra>"}], {...layoutBase, margin: {l: 130, r: 10, t: 10, b: 40},
+    yaxis: {autorange: "reversed"}, xaxis: {title: "parameters"}}, cfg);
+}
+
+function renderMemory(a, s) {
+  const q = a.quantities, G = 2 ** 30;
+  const cats = ["training (B×L micro-batch)", "serving (per GPU)"];
+  const bar = (name, t, v) => ({type: "bar", name, x: cats, y: [t / G, v / G], hovertemplate: name + ": %{y:.2f} GiB<extra></extra>"});
+  Plotly.react("chart-memory", [
+    bar("weights", q["memory.weights_bytes"].value, s.memory.weights),
+    bar("KV cache", 0, s.memory.kv_cache),
+    bar("activations", q["memory.activations_bytes"].value, s.memory.activations),
+    bar("gradients + optimizer", q["memory.gradients_bytes"].value + q["memory.optimizer_bytes"].value, 0),
+    bar("reserve", 0, s.memory.reserve)], {...layoutBase, barmode: "stack", yaxis: {title: "GiB"}}, cfg);
+}
+
+function renderRoofline(s) {
+  const ops = s.decode_ops.filter((o) => o.flops > 0 && o.time_s > 0);
+  const peak = s.hardware.peak_bf16, bw = s.hardware.bandwidth;
+  const xs = []; for (let e = -1; e <= 4; e += 0.05) xs.push(10 ** e);
+  Plotly.react("chart-roofline", [
+    {x: xs, y: xs.map((x) => Math.min(peak, x * bw)), mode: "lines", name: s.hardware.name + " roof", line: {color: "#222"}},
+    {x: ops.map((o) => o.intensity), y: ops.map((o) => o.flops / o.time_s), mode: "markers", name: "ops (decode)",
+     text: ops.map((o) => `${o.layer} ${o.op}: ${o.bound} bound, I = ${o.intensity.toFixed(1)}`),
+     marker: {size: 9, color: ops.map((o) => o.bound === "memory" ? "#c0392b" : "#2457c5")}, hoverinfo: "text"}],
+    {...layoutBase, xaxis: {type: "log", title: "intensity I [FLOPs/byte]"}, yaxis: {type: "log", title: "FLOP/s"}}, cfg);
+}
+
+function renderContext(curve) {
+  const x = curve.map((p) => p.context);
+  Plotly.react("chart-context", [
+    {x, y: curve.map((p) => p.memory_per_gpu_bytes / 1e9), name: "memory per GPU [GB]", mode: "lines+markers"},
+    {x, y: curve.map((p) => p.tpot_s * 1e3), name: "TPOT [ms]", mode: "lines+markers", yaxis: "y2"}],
+    {...layoutBase, xaxis: {type: "log", title: "context L [tokens]"}, yaxis: {title: "GB"},
+     yaxis2: {title: "ms", overlaying: "y", side: "right"}}, cfg);
+}
+
+function table(rows, head, cls = "") {
+  return `<table class="table ${cls}"><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>` +
+    rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("") + "</tbody></table>";
+}
+const withTitle = (text, title) => `<span class="num" title="${esc(title || "")}">${esc(text)}</span>`;
+
+function renderServe(s) {
+  const e = s.explain;
+  $("serve").innerHTML = table([
+    ["fits", withTitle(s.fits ? "yes" : "no", e.memory_per_gpu_bytes)],
+    ["memory per GPU", withTitle(fmtBytes(s.memory_per_gpu_bytes), e.memory_per_gpu_bytes)],
+    ["TTFT (band)", withTitle(`${fmt(s.ttft_s, "s")} (${fmt(s.band.ttft_s[2], "s")} – ${fmt(s.band.ttft_s[0], "s")})`, e.ttft_s)],
+    ["TPOT (band)", withTitle(`${fmt(s.tpot_s, "s")} (${fmt(s.band.tpot_s[2], "s")} – ${fmt(s.band.tpot_s[0], "s")})`, e.tpot_s)],
+    ["tokens/s", withTitle(Math.round(s.tokens_per_s).toLocaleString(), e.tokens_per_s)],
+    ["max batch at this context", withTitle(String(s.max_batch), e.max_batch)],
+    ["max context at this batch", withTitle(s.max_context.toLocaleString(), "largest L whose KV cache still fits")],
+    ["φ_cache", withTitle(s.phi_cache.toFixed(3), e.phi_cache)],
+    ["decode turns compute bound at B ≈", withTitle(String(s.compute_bound_batch), "smallest batch whose MLP GEMMs are compute bound")]],
+    ["quantity", "value"], "kv");
+}
+
+function renderTrain(t) {
+  const e = t.explain;
+  $("train").innerHTML = table([
+    ["fits", t.fits ? "yes" : "no"], ["memory per GPU", fmtBytes(t.memory_per_gpu_bytes)],
+    ["step time", withTitle(t.step_time_s.toFixed(3) + " s", e.step_time_s)],
+    ["TFLOP/s per GPU", withTitle(t.tflops_per_gpu.toFixed(1), e.mfu)],
+    ["MFU", withTitle((100 * t.mfu).toFixed(1) + " %", e.mfu)], ["HFU", withTitle((100 * t.hfu).toFixed(1) + " %", e.hfu)],
+    ["tokens/s", Math.round(t.tokens_per_s).toLocaleString()],
+    ["layout", esc(`TP ${t.layout.tp} · PP ${t.layout.pp} · DP ${t.layout.dp} · b ${t.layout.micro_batch}`)]],
+    ["quantity", "value"], "kv");
+}
+
+function renderOps(a) {
+  let html = "";
+  for (const [title, rows] of Object.entries(a["flops.per_op"])) {
+    html += `<h3>${esc(title)}</h3>` + table(rows.map((r) => [esc(r.op), esc("(" + r.shape.join(", ") + ")"),
+      withTitle(r.flops.toLocaleString(), r.formula)]), ["operation", "output shape", "FLOPs"]);
+  }
+  $("ops").innerHTML = html;
+}
+
+async function renderCompare(base) {
+  const names = [...$("compare").selectedOptions].map((o) => o.value);
+  if (!names.length) { $("comparison").innerHTML = '<p class="muted">Pick models under “Compare with”.</p>'; return; }
+  const models = customConfig ? names : [base, ...names.filter((n) => n !== base)];
+  const rows = await api("/api/compare", {models, batch: num("batch"), context: num("context"), kv_dtype: $("kv_dtype").value});
+  $("comparison").innerHTML = table(rows.map((r) => [esc(r.model), fmtCount(r["params.total"]), fmtCount(r["params.active"]),
+    fmtBytes(r["memory.weights_bytes"]), fmtBytes(r["memory.kv_cache_bytes"]), fmtCount(r["flops.prefill"]),
+    fmtCount(r["flops.decode_token"])]), ["model", "params", "active", "weights", "KV cache", "prefill FLOPs", "decode FLOPs"]);
+}
+
+async function update() {
+  writeUrl();
+  $("status").textContent = "computing…";
+  const m = modelInput();
+  const common = {...m, batch: num("batch"), kv_dtype: $("kv_dtype").value, weight_dtype: $("weight_dtype").value};
+  try {
+    const serveReq = {...common, gpu: $("gpu").value, tp: num("tp"), prompt: num("context"), gen: num("gen")};
+    const [a, s, t, curve] = await Promise.all([
+      api("/api/analyze", {...common, context: num("context"), recompute: $("recompute").value}),
+      api("/api/serve", serveReq),
+      api("/api/train", {...m, gpu: $("gpu").value, gpus: num("gpus"), tp: num("ttp"), pp: num("tpp"),
+                         global_batch: num("global_batch"), seq: num("context"), recompute: $("recompute").value}),
+      api("/api/curve", {...serveReq, contexts: [256, 1024, 4096, 16384, 65536].filter((c) => c <= 1e6)})]);
+    $("error").hidden = true;
+    renderCards(a); renderParams(a); renderMemory(a, s); renderRoofline(s); renderContext(curve);
+    renderServe(s); renderTrain(t); renderOps(a);
+    await renderCompare($("model").value);
+    $("status").textContent = `${a.model} (${a.family}) · ${a.conventions}`;
+  } catch (err) {
+    $("error").hidden = false;
+    $("error").textContent = err.message;
+    $("status").textContent = "error";
+  }
+}
+
+function schedule() { clearTimeout(timer); timer = setTimeout(update, 250); }
+
+async function init() {
+  const [presets, hardware] = await Promise.all([api("/api/presets"), api("/api/hardware")]);
+  for (const p of presets) { $("model").add(new Option(p, p)); $("compare").add(new Option(p, p)); }
+  for (const [id, name] of Object.entries(hardware)) $("gpu").add(new Option(`${id} — ${name}`, id));
+  $("model").value = "llama-3.1-8b"; $("gpu").value = "h100-sxm";
+  readUrl();
+  const onEdit = (e) => { if (e.target.id !== "config" && e.target.id !== "upload") schedule(); };
+  $("inputs").addEventListener("input", onEdit);
+  $("inputs").addEventListener("change", onEdit);
+  $("use-config").addEventListener("click", () => {
+    try { customConfig = JSON.parse($("config").value); }
+    catch (e) { $("error").hidden = false; $("error").textContent = "config.json: malformed JSON (" + e.message + ")"; return; }
+    update();
+  });
+  $("clear-config").addEventListener("click", () => { customConfig = null; update(); });
+  $("upload").addEventListener("change", async (ev) => {
+    const f = ev.target.files[0]; if (!f) return;
+    if (f.size > 1 << 20) { $("error").hidden = false; $("error").textContent = "config.json: at most 1 MiB"; return; }
+    $("config").value = await f.text();
+    $("use-config").click();
+  });
+  update();
+}
+init();
