@@ -48,9 +48,14 @@ function writeUrl() {
 const num = (id) => parseInt($(id).value, 10);
 const modelInput = () => customConfig ? {config: customConfig} : {model: $("model").value};
 
-function explainText(q) {
-  return `${q.symbol} [${q.unit}]\n${q.symbol} = ${q.formula}\n     = ${q.substituted}\n= ${q.value.toLocaleString()} ${q.unit}` +
-         (q.source ? `\nsource: ${q.source}` : "");
+// The derivation as `tmath explain` prints it: formula, values substituted, then each part's own derivation.
+function explainText(q, name = "", depth = 0) {
+  const pad = "  ".repeat(depth);
+  let text = `${pad}${name ? name + " = " : ""}${q.value.toLocaleString()} ${q.unit}  [${q.symbol}]` +
+             `\n${pad}  ${q.symbol} = ${q.formula}\n${pad}     = ${q.substituted}`;
+  if (q.children && depth < 4) for (const [k, c] of Object.entries(q.children)) text += "\n" + explainText(c, k, depth + 1);
+  else if (q.source && q.source !== "sum of the parts") text += `\n${pad}  source: ${q.source}`;
+  return text;
 }
 
 function showExplain(title, text, symbol) {
@@ -187,11 +192,13 @@ async function update() {
                          global_batch: num("global_batch"), seq: num("context"), recompute: $("recompute").value}),
       api("/api/curve", {...serveReq, contexts: [256, 1024, 4096, 16384, 65536].filter((c) => c <= 1e6)})]);
     $("error").hidden = true;
+    $("results").classList.remove("stale");
     renderCards(a); renderParams(a); renderMemory(a, s); renderRoofline(s); renderContext(curve);
     renderServe(s); renderTrain(t); renderOps(a);
     await renderCompare($("model").value);
     $("status").textContent = `${a.model} (${a.family}) · ${a.conventions}`;
   } catch (err) {
+    $("results").classList.add("stale");
     $("error").hidden = false;
     $("error").textContent = err.message;
     $("status").textContent = "error";
