@@ -93,3 +93,9 @@ def test_cli_malformed_json(tmp_path, capsys):
     bad.write_text("{not json")
     assert main(["analyze", str(bad)]) == 2
     assert "valid JSON" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_one_line(capsys):
+    assert main(["sweep", "gpt2", "--csv", "/proc/no/such/dir/grid.csv"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tmath: error:")

@@ -160,6 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TmathError as e:
         print(f"tmath: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # an output path (--csv, --plot) that cannot be written
+        if isinstance(e, BrokenPipeError):
+            raise
+        print(f"tmath: error: {e.filename or 'file'}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `tmath … | head` closed the pipe: not an error of ours

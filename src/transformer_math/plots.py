@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def _save(fig: Any, path: str) -> None:
+    import os
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+
+
 def _plt() -> Any:
     try:
         import matplotlib
@@ -46,7 +53,7 @@ def roofline(ops: Sequence[OpCost], hw: HardwareSpec, path: str, *, title: str) 
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     plt.close(fig)
 
 
@@ -60,5 +67,5 @@ def curves(x: Sequence[float], series: dict[str, Sequence[float]], path: str, *,
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     plt.close(fig)

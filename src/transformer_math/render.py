@@ -10,7 +10,7 @@ from transformer_math.units import fmt_bytes, fmt_count
 def render_report(r: Report, *, show_ignored: bool = False, ops: bool = False) -> str:
     s = r.spec
     lines = [f"{s.name}  ({s.family})",
-             "  " + "  ".join(f"{k}={v}" for k, v in s.symbols().items() if not isinstance(v, tuple)),
+             "  " + "  ".join(f"{k}={v}" for k, v in s.symbols().items() if v is not None and not isinstance(v, tuple)),
              f"  layers: " + ", ".join(f"{n}× {layer.kind}" for layer, n in s.layer_kinds),
              f"  workload: B={r.batch}  L={r.context}  kv={r.kv_dtype.name}  weights="
              + ",".join(f"{k}:{v.name}" for k, v in r.weight_dtypes.items()), ""]
