@@ -14,7 +14,7 @@ first stage, interleaving (v chunks) divides the bubble (P_p − 1)/(v·m) by v.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from transformer_math.analysis.efficiency import MID, Efficiency
@@ -52,10 +52,6 @@ class Layout:
     sequence_parallel: bool = True
     interleave: int = 1
 
-    @property
-    def gpus(self) -> int:
-        return self.tp * self.pp * self.dp * self.cp
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Finetune:
@@ -84,7 +80,6 @@ class TrainResult:
     tokens_per_s: float
     micro_batches: int
     trainable_params: int
-    notes: tuple[str, ...] = field(default=())
 
 
 def palm_model_flops_per_token(s: ModelSpec, P: int, seq: int) -> float:
