@@ -6,11 +6,12 @@ import math
 import pytest
 
 import transformer_math as tm
+from transformer_math.analysis.costs import Sharding, layer_costs, total_time
 from transformer_math.analysis.efficiency import BAND, MID
-from transformer_math.analysis.inference import step_costs, total_time
+from transformer_math.analysis.plans import serve, train
 from transformer_math.analysis.report import parse_weight_dtypes
-from transformer_math.analysis.serving import Speculative, kv_bytes_per_sequence, plan_serving
-from transformer_math.analysis.training import Finetune, Layout, lora_params, plan_training, search_layouts
+from transformer_math.analysis.serving import ServeLayout, ServeWorkload, _step, kv_bytes_per_sequence
+from transformer_math.analysis.training import lora_params
 from transformer_math.cli import main
 from transformer_math.config.hardware import list_hardware, load_hardware
 from transformer_math.formulas import roofline as rf
@@ -21,18 +22,17 @@ IDS = ["a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "b200", "l4", 
 BF16 = parse_dtype("bf16")
 
 
-def serve(model="llama-3.1-8b", gpu="h100-sxm", **kw):
+def step(model, gpu="h100-sxm", *, B, T, L=0, decode, tp=1, wd="auto"):
     s = tm.load_model(model)
-    wd = parse_weight_dtypes(kw.pop("weight_dtype", "auto"), s)
-    kv = parse_dtype(kw.pop("kv_dtype", "bf16"))
-    args = dict(batch=8, prompt=1024, gen=256) | kw
-    return plan_serving(s, load_hardware(gpu), wd=wd, kv=kv, **args)
+    w = ServeWorkload(batch=B, prompt=max(T, 1), gen=1, weights=parse_weight_dtypes(wd, s), kv=BF16)
+    return _step(s, load_hardware(gpu), MID, ServeLayout(tp=tp), w, B=B, T=T, ctx=L, decode=decode)
 
 
 def test_hardware_database_complete():
     assert set(IDS) <= set(list_hardware())
     h100 = load_hardware("h100-sxm")
     assert h100.peak("bf16") == 989e12 and h100.memory_bandwidth_bytes_per_s == 3.35e12  # NVIDIA H100 datasheet
+    assert h100.memory_bytes == 81559 * 2**20  # what nvidia-smi reports for "80GB"
     assert load_hardware("a100-80gb").peak("fp8") == 312e12  # no FP8 tensor cores: runs at the bf16 rate
     for i in IDS:
         h = load_hardware(i)
@@ -58,111 +58,103 @@ def test_roofline_time_and_bound():
     t = rf.op_time(F=1e12, η_compute=1, F_peak=h.peak("bf16"), M_moved=1e12 / ridge, η_bw=1,
                    BW_HBM=h.memory_bandwidth_bytes_per_s, t_launch=0)
     assert math.isclose(t, 1e12 / h.peak("bf16"))  # exactly at the ridge both roofs agree
-    ops = step_costs(tm.load_model("llama-3.1-8b"), h, MID, B=1, T=1, L=1024, decode=True, tp=1, ep=1,
-                     wd={"*": BF16}, kv=BF16)
+    ops = step("llama-3.1-8b", B=1, T=1, L=1024, decode=True)
     assert all(c.bound == "memory" for c in ops if c.flops)  # batch-1 decode is memory bound
-    big = step_costs(tm.load_model("llama-3.1-8b"), h, MID, B=1, T=8192, L=0, decode=False, tp=1, ep=1,
-                     wd={"*": BF16}, kv=BF16)
+    big = step("llama-3.1-8b", B=1, T=8192, decode=False)
     assert next(c for c in big if c.name == "mlp.up_gate").bound == "compute"
 
 
 def test_decode_band_and_weight_bytes():
-    p = serve(batch=1)
-    assert p.tpot_s[0] > p.tpot_s[1] > p.tpot_s[2] and p.ttft_s[0] > p.ttft_s[1] > p.ttft_s[2]
+    p = serve("llama-3.1-8b", "h100-sxm", batch=1).plan
+    (t_lo, t_mid, t_hi), (f_lo, f_mid, f_hi) = p.band["tpot_s"], p.band["ttft_s"]
+    assert t_lo > t_mid > t_hi and f_lo > f_mid > f_hi and t_mid == p["serve.tpot"]
     # batch 1 decode on H100 is close to weights / bandwidth: 16.06 GB / 3.35 TB/s = 4.8 ms at η_bw = 1
-    assert 16.06e9 / 3.35e12 < p.tpot_s[1] < 2 * 16.06e9 / 3.35e12
-    int4 = serve(batch=1, weight_dtype="int4")
-    assert int4.tpot_s[1] < 0.5 * p.tpot_s[1] and int4.memory["weights"] < 0.3 * p.memory["weights"]
+    assert 16.06e9 / 3.35e12 < p["serve.tpot"] < 2 * 16.06e9 / 3.35e12
+    int4 = serve("llama-3.1-8b", "h100-sxm", batch=1, weight_dtype="int4").plan
+    # int4 linear layers; the 2·V·d embedding and LM head stay bf16 (2.1 of 16.1 GB)
+    assert int4["serve.tpot"] < 0.55 * p["serve.tpot"] and int4["memory.weights"] < 0.36 * p["memory.weights"]
 
 
 def test_fit_max_batch_and_context():
-    assert not serve("llama-3.1-405b").fits
-    p = serve(batch=8, prompt=4096, gen=1024)
+    assert not serve("llama-3.1-405b", "h100-sxm", batch=8).fits
+    kw = dict(prompt=4096, gen=1024)
+    p = serve("llama-3.1-8b", "h100-sxm", batch=8, **kw).plan
     assert p.fits
-    assert serve(batch=p.max_batch, prompt=4096, gen=1024).fits
-    assert not serve(batch=p.max_batch + 1, prompt=4096, gen=1024).fits
-    fp8 = serve(batch=8, prompt=4096, gen=1024, kv_dtype="fp8")
-    assert 1.9 < fp8.max_batch / p.max_batch < 2.1
-    assert serve(batch=8, prompt=p.max_context - 1024, gen=1024).fits
+    B = p["serve.max_batch"]
+    assert serve("llama-3.1-8b", "h100-sxm", batch=B, **kw).fits
+    assert not serve("llama-3.1-8b", "h100-sxm", batch=B + 1, **kw, suggest=False).fits
+    fp8 = serve("llama-3.1-8b", "h100-sxm", batch=8, kv_dtype="fp8", **kw).plan
+    assert 1.9 < fp8["serve.max_batch"] / B < 2.1
+    assert serve("llama-3.1-8b", "h100-sxm", batch=8, prompt=p["serve.max_context"] - 1024, gen=1024).fits
 
 
 def test_paged_kv_and_window_pools():
-    s, kv = tm.load_model("gemma-3-4b"), BF16
-    assert kv_bytes_per_sequence(s, 1000, kv, block=16) > kv_bytes_per_sequence(s, 1000, kv, block=1)
+    s = tm.load_model("gemma-3-4b")
+    assert kv_bytes_per_sequence(s, 1000, BF16, block=16) > kv_bytes_per_sequence(s, 1000, BF16, block=1)
     # 29 of 34 layers are sliding (S = 1024): beyond the window only the 5 full layers grow
-    grow = kv_bytes_per_sequence(s, 9000, kv, block=1) - kv_bytes_per_sequence(s, 5000, kv, block=1)
+    grow = kv_bytes_per_sequence(s, 9000, BF16, block=1) - kv_bytes_per_sequence(s, 5000, BF16, block=1)
     assert grow == 5 * 4000 * 2 * s.kv_dim * 2
 
 
 def test_tensor_and_expert_parallel():
-    one, four = serve("llama-3.1-70b", tp=1), serve("llama-3.1-70b", tp=4)
-    assert four.memory["weights"] < one.memory["weights"] / 3.9
-    assert four.tpot_s[1] < one.tpot_s[1] / 2.5
+    one, four = serve("llama-3.1-70b", "h100-sxm", tp=1, batch=8).plan, serve("llama-3.1-70b", "h100-sxm", tp=4).plan
+    assert four["memory.weights"] < one["memory.weights"] / 3.9
+    assert four["serve.tpot"] < one["serve.tpot"] / 2.5
     assert any(c.name.startswith("tp.all_reduce") for c in four.decode_ops)
-    moe = serve("qwen3-30b-a3b", ep=4, gpu="h100-sxm")
+    moe = serve("qwen3-30b-a3b", "h100-sxm", dp=4, ep=4).plan
     assert any(c.name.startswith("ep.all_to_all") for c in moe.decode_ops)
 
 
 def test_speculative_decoding():
-    base = serve("llama-3.1-70b", tp=4, batch=1)
-    spec = serve("llama-3.1-70b", tp=4, batch=1, speculative=Speculative(draft=tm.load_model("llama-3.2-3b"), k=4,
-                                                                          acceptance=0.8))
-    assert spec.tokens_per_s[1] > 1.5 * base.tokens_per_s[1]
-    assert Speculative(draft=tm.load_model("gpt2"), k=4, acceptance=0.5).tokens_per_step == pytest.approx(1.9375)
+    base = serve("llama-3.1-70b", "h100-sxm", tp=4, batch=1).plan
+    spec = serve("llama-3.1-70b", "h100-sxm", tp=4, batch=1, draft="llama-3.2-3b", draft_k=4, acceptance=0.8).plan
+    assert spec["serve.tokens_per_s"] > 1.5 * base["serve.tokens_per_s"]
+    assert spec["memory.draft_weights"] > 0 and spec.quantities["serve.tpot"].inputs["E_tokens"] == pytest.approx(
+        (1 - 0.8**5) / 0.2)
 
 
 def test_continuous_batching_curve():
-    p = serve(batch=8)
+    p = serve("llama-3.1-8b", "h100-sxm", batch=8).plan
     rates = [c[2] for c in p.batch_curve]
     assert rates == sorted(rates) and p.compute_bound_batch >= 64
 
 
 def test_training_memory_and_zero():
-    s, h = tm.load_model("llama-3.1-8b"), load_hardware("h100-sxm")
-    mem = [plan_training(s, h, Layout(dp=8, zero=z), global_batch=64, seq=4096).memory for z in (0, 1, 2, 3)]
-    assert mem[0]["optimizer"] == 8_030_261_248 * 12  # fp32 master + Adam m, v: 12 bytes per parameter
-    assert mem[1]["optimizer"] == mem[0]["optimizer"] // 8
-    assert mem[2]["gradients"] == mem[1]["gradients"] // 8 and mem[3]["weights"] == mem[2]["weights"] // 8
-    full = plan_training(s, h, Layout(dp=8, recompute="full"), global_batch=64, seq=4096)
-    none = plan_training(s, h, Layout(dp=8), global_batch=64, seq=4096)
-    assert full.memory["activations"] < none.memory["activations"] / 5 and full.hfu > full.mfu
+    kw = dict(gpus=8, global_batch=64, seq=4096)
+    mem = [train("llama-3.1-8b", "h100-sxm", zero=z, **kw).plan for z in (0, 1, 2, 3)]
+    P = 8_030_261_248
+    assert mem[0]["memory.optimizer"] == P * 12  # fp32 master + Adam m, v: 12 bytes per parameter
+    assert mem[1]["memory.optimizer"] < mem[0]["memory.optimizer"] / 7.99
+    assert mem[2]["memory.gradients"] < mem[1]["memory.gradients"] / 7.99
+    assert mem[3]["memory.weights"] < mem[2]["memory.weights"] / 7.99
+    full = train("llama-3.1-8b", "h100-sxm", recompute="full", **kw).plan
+    none = train("llama-3.1-8b", "h100-sxm", **kw).plan
+    assert full["memory.activations"] < none["memory.activations"] / 5 and full["train.hfu"] > full["train.mfu"]
 
 
 def test_pipeline_bubble():
-    s, h = tm.load_model("llama-3.1-70b"), load_hardware("h100-sxm")
-    r = plan_training(s, h, Layout(tp=8, pp=4, dp=4, interleave=2), global_batch=64, seq=4096)
-    t_mb = r.time["compute"] / r.micro_batches + r.time["tp_comm"] / r.micro_batches
-    assert r.time["pipeline_bubble"] == pytest.approx((4 - 1) / 2 * t_mb)
-
-
-def test_mfu_is_palm_formula():
-    s, h = tm.load_model("llama-3.1-8b"), load_hardware("a100-80gb")
-    r = plan_training(s, h, Layout(dp=8), global_batch=64, seq=2048)
-    per_token = 6 * 8_030_261_248 + 12 * 32 * 32 * 128 * 2048
-    assert r.mfu == pytest.approx(per_token * 64 * 2048 / (r.step_time_s * 8 * 312e12))
+    p = train("llama-3.1-70b", "h100-sxm", gpus=128, tp=8, pp=4, interleave=2, global_batch=64, seq=4096).plan
+    assert p["train.bubble"] == pytest.approx((4 - 1) / 2 * p["time.microbatch"])
 
 
 def test_qlora_fits_24gb_and_lora_counts():
     s = tm.load_model("llama-3.1-8b")
-    ft = Finetune(mode="qlora", rank=16)
-    r = plan_training(s, load_hardware("rtx-4090"), Layout(recompute="full"), global_batch=8, seq=4096, finetune=ft)
-    assert r.fits and r.trainable_params == lora_params(s, 16, ft.targets)
+    r = train("llama-3.1-8b", "rtx-4090", gpus=1, global_batch=8, seq=4096, finetune="qlora", recompute="full")
+    assert r.fits and r.plan.trainable_params == lora_params(s, 16, r.plan.workload.finetune.targets)
     # r·(d_in + d_out) per targeted linear, 32 layers: q, k, v, o, gate, up, down
     per_layer = 16 * ((4096 + 4096) + 2 * (4096 + 1024) + (4096 + 4096) + 2 * (4096 + 14336) + (14336 + 4096))
-    assert r.trainable_params == 32 * per_layer == 41_943_040
-    assert not plan_training(s, load_hardware("rtx-4090"), Layout(), global_batch=8, seq=4096).fits
+    assert r.plan.trainable_params == 32 * per_layer == 41_943_040
+    assert not train("llama-3.1-8b", "rtx-4090", gpus=1, global_batch=8, seq=4096, suggest=False).fits
 
 
 def test_search_is_vectorized_and_fast():
-    s, h = tm.load_model("llama-3.1-405b"), load_hardware("h100-sxm")
-    search_layouts(s, h, gpus=16384, global_batch=2048, seq=8192)  # warm the per-shape cache
-    best, n, seconds = search_layouts(s, h, gpus=16384, global_batch=2048, seq=8192)
-    assert n > 1000 and seconds < 1.0 and best
-    steps = [r["step_time_s"] for _, r in best]
+    from transformer_math.analysis.plans import search
+
+    search("llama-3.1-405b", "h100-sxm", gpus=16384, global_batch=2048, seq=8192)  # warm the per-shape cache
+    r = search("llama-3.1-405b", "h100-sxm", gpus=16384, global_batch=2048, seq=8192)
+    assert r.evaluated > 1000 and r.seconds < 1.0 and r.rows
+    steps = [row["step_time_s"] for row in r.rows]
     assert steps == sorted(steps)
-    lay = best[0][0]
-    check = plan_training(s, h, lay, global_batch=2048, seq=8192)
-    assert check.fits and check.step_time_s == pytest.approx(steps[0])
 
 
 def test_sweep_grid_equals_analyze():
@@ -183,13 +175,14 @@ def test_chinchilla_rule_of_thumb(capsys):
     assert out["rule_of_thumb"]["n"] == pytest.approx(67e9, rel=0.05)
     assert out["rule_of_thumb"]["d"] == pytest.approx(1.5e12, rel=0.1)
     assert out["n_opt"] * out["d_opt"] * 6 == pytest.approx(5.76e23)
+    assert out["quantities"]["chinchilla.cost"]["formula"] == "GPU_h·price"
 
 
 def test_serve_and_train_json_keys(capsys):
     assert main(["serve", "llama-3.1-8b", "--gpu", "h100-sxm", "--batch", "4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"fits", "memory_per_gpu_bytes", "ttft_s", "tpot_s", "tokens_per_s", "max_batch"} <= out.keys()
-    assert "TTFT" in out["explain"]["ttft_s"]
+    assert out["quantities"]["serve.ttft"]["unit"] == "s"
     assert main(["train", "llama-3.1-8b", "--gpu", "a100-80gb", "--gpus", "8", "--global-batch", "64", "--seq", "2048",
                  "--tokens", "1e11", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -200,6 +193,8 @@ def test_serve_and_train_json_keys(capsys):
 def test_perf_cli_errors(capsys):
     for argv in (["serve", "llama-3.1-8b", "--gpu", "h101"], ["serve", "llama-3.1-8b", "--gpu", "h100-sxm", "--tp", "3"],
                  ["train", "llama-3.1-8b", "--gpu", "h100-sxm", "--gpus", "8", "--tp", "3", "--global-batch", "8"],
+                 ["serve", "qwen3-30b-a3b", "--gpu", "h100-sxm", "--ep", "4"],
+                 ["serve", "llama-3.1-8b", "--gpu", "h100-sxm", "--ep", "2"],
                  ["chinchilla", "--flops", "5"]):
         assert main(argv) == 2
         assert capsys.readouterr().err.startswith("tmath: error:")
@@ -208,3 +203,12 @@ def test_perf_cli_errors(capsys):
 def test_band_assumptions_ordered():
     low, mid, high = BAND
     assert low.gemm < mid.gemm < high.gemm and low.bw < mid.bw < high.bw
+
+
+def test_layer_costs_shard_over_tensor_parallel():
+    s, hw = tm.load_model("llama-3.1-70b"), load_hardware("h100-sxm")
+    layer = s.layers[0]
+    one = layer_costs(s, layer, 1, hw, MID, B=1, T=4096, wd={"*": BF16}, kv=BF16)
+    eight = layer_costs(s, layer, 1, hw, MID, B=1, T=4096, shard=Sharding(tp=8), wd={"*": BF16}, kv=BF16)
+    assert sum(c.flops for c in eight) == pytest.approx(sum(c.flops for c in one) / 8)
+    assert total_time(eight) < total_time(one) / 5

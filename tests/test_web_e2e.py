@@ -83,7 +83,21 @@ def test_load_pick_preset_and_explain(url, page):
     assert page.locator("#explain").is_visible()
     assert page.locator("#explain a").get_attribute("href") == "/symbols#M_KV"
     assert page.locator("#chart-params .main-svg").count() > 0 and page.locator("#chart-roofline .main-svg").count() > 0
+    # the plans' numbers explain themselves too: the derivation on hover, and on click
+    tpot = page.locator('#serve button[data-plan="serve.tpot"]')
+    assert "TPOT = (k_draft·t_draft + t_step) / E_tokens" in tpot.get_attribute("title")
+    assert "MFU = F / (t_step·n_GPU·F_peak)" in page.locator('#train button[data-plan="train.mfu"]').get_attribute("title")
+    page.click('#train button[data-plan="train.step_time"]')
+    assert "t_step = m·t_mb + t_bubble + t_DP + t_opt" in page.locator("#explain").inner_text()
     shot(page, "desktop-qwen3-8b")
+
+
+def test_plan_that_does_not_fit_shows_what_would(url, page):
+    page.goto(url + "/?model=llama-3.1-70b&gpu=l4&gpus=1&global_batch=1")
+    wait_status(page, "llama-3.1-70b")
+    serve = page.locator("#serve table").inner_text()
+    assert "over by" in serve and "fits with --tp" in serve and "TPOT" not in serve
+    assert "over by" in page.locator("#train table").inner_text()
 
 
 def test_batch_and_context_update_numbers_charts_and_url(url, page):

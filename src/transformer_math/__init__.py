@@ -1,4 +1,4 @@
-"""transformer-math: parameters, memory and FLOPs of modern LLMs, exact and explained.
+"""transformer-math: parameters, memory and FLOPs of modern LLMs, exact and explained; serving and training plans.
 
 `import transformer_math` never imports torch or transformers; those are extras for the cross-checks.
 """
@@ -11,16 +11,35 @@ from transformer_math.errors import TmathError
 from transformer_math.presets import list_presets, load_preset
 
 __all__ = [
+    "ChinchillaResult",
     "Conventions",
     "LayerSpec",
     "MLASpec",
     "MoESpec",
     "ModelSpec",
     "Report",
+    "SearchResult",
+    "ServeResult",
     "TmathError",
+    "TrainResult",
     "analyze",
+    "chinchilla",
     "list_presets",
     "load_model",
     "load_preset",
+    "search",
+    "serve",
     "spec_from_hf",
+    "train",
 ]
+
+_PLANS = ("ChinchillaResult", "SearchResult", "ServeResult", "TrainResult", "chinchilla", "search", "serve", "train")
+
+
+def __getattr__(name: str) -> object:
+    """The plans (serve, train, search, chinchilla) load on first use: `import transformer_math` stays light."""
+    if name in _PLANS:
+        from transformer_math.analysis import plans
+
+        return getattr(plans, name)
+    raise AttributeError(f"module 'transformer_math' has no attribute {name!r}")

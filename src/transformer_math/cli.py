@@ -36,54 +36,80 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--ops", action="store_true", help="per-operation FLOPs table per layer kind (seed 001 layout)")
     e = sub.add_parser("explain", help="the derivation of one quantity, e.g. memory.kv_cache_bytes")
     workload(e)
-    e.add_argument("quantity", help="e.g. params.total, memory.kv_cache_bytes, flops.prefill")
+    e.add_argument("quantity", help="e.g. params.total, memory.kv_cache_bytes, flops.prefill; a plan's number with "
+                                    "the serve/train options: serve.tpot --gpu h100-sxm, train.mfu --gpu … --gpus …")
     sub.add_parser("list", help="shipped presets")
     hw = sub.add_parser("hardware", help="shipped accelerators (or pass --gpu a JSON file of your own)")
     hw.add_argument("--json", action="store_true")
-    sv = sub.add_parser("serve", help="serving plan: fits, max batch/context, TTFT, TPOT, tokens/s")
-    sv.add_argument("model")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    sv = sub.add_parser("serve", formatter_class=fmt,
+                        help="serving plan: fits, max batch/context, TTFT, TPOT, tokens/s (exit 3 if it does not fit)")
+    sv.add_argument("model", help="preset name (tmath list) or path to a config.json")
     sv.add_argument("--gpu", required=True, help="device id (tmath hardware) or path to a device JSON file")
-    sv.add_argument("--tp", type=int, default=1)
-    sv.add_argument("--ep", type=int, default=1, help="expert parallelism (MoE)")
-    sv.add_argument("--batch", type=int, default=1)
-    sv.add_argument("--prompt", type=int, default=1024)
-    sv.add_argument("--gen", type=int, default=256)
-    sv.add_argument("--weight-dtype", default="auto")
-    sv.add_argument("--kv-dtype", default="bf16")
+    sv.add_argument("--tp", type=int, default=1, help="T_p: GPUs per replica (tensor parallel)")
+    sv.add_argument("--dp", type=int, default=1, help="D_p: replicas (data parallel); throughput adds up")
+    sv.add_argument("--ep", type=int, default=1, help="E_p: ranks the routed experts spread over (divides T_p·D_p)")
+    sv.add_argument("--batch", type=int, default=1, help="B: concurrent sequences per replica")
+    sv.add_argument("--prompt", type=int, default=1024, help="prompt tokens per sequence")
+    sv.add_argument("--gen", type=int, default=256, help="generated tokens per sequence")
+    sv.add_argument("--weight-dtype", default="auto",
+                    help="auto (checkpoint + quantization_config); a dtype for the linear layers of the blocks "
+                         "(embeddings, LM head, norms, routers stay 16-bit); or per group: experts=int4,*=bf16")
+    sv.add_argument("--kv-dtype", default="bf16", help="KV-cache dtype")
     sv.add_argument("--block", type=int, default=16, help="paged-KV block size in tokens (1: no paging)")
+    sv.add_argument("--gpu-memory-utilization", type=float, default=0.9,
+                    help="share of HBM the engine may use (vLLM's setting)")
     sv.add_argument("--draft", help="draft model for speculative decoding (preset or config.json)")
-    sv.add_argument("--draft-k", type=int, default=4)
-    sv.add_argument("--acceptance", type=float, default=0.7)
-    sv.add_argument("--json", action="store_true")
+    sv.add_argument("--draft-k", type=int, default=4, help="k: tokens the draft proposes per step")
+    sv.add_argument("--acceptance", type=float, default=0.7, help="α: chance each drafted token is accepted")
+    sv.add_argument("--json", action="store_true", help="machine-readable output (null times when it does not fit)")
+    sv.add_argument("--explain", metavar="QUANTITY", help="the derivation of one number, e.g. serve.tpot, memory.kv_cache")
     sv.add_argument("--plot", help="write roofline + latency/memory plots to this file prefix (PNG and SVG)")
-    tr = sub.add_parser("train", help="training plan: memory per GPU, step time, MFU, days, cost; --search")
-    tr.add_argument("model")
-    tr.add_argument("--gpu", required=True)
-    tr.add_argument("--gpus", type=int, required=True)
-    for k in ("tp", "pp", "dp", "cp", "ep"):
-        tr.add_argument(f"--{k}", type=int, default=None if k == "dp" else 1)
-    tr.add_argument("--global-batch", type=int, required=True, help="sequences per optimizer step")
-    tr.add_argument("--seq", type=int, default=4096)
-    tr.add_argument("--micro-batch", type=int, default=1)
-    tr.add_argument("--recompute", choices=("none", "selective", "full"), default="none")
-    tr.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=1)
-    tr.add_argument("--sequence-parallel", action="store_true")
-    tr.add_argument("--interleave", type=int, default=1)
-    tr.add_argument("--precision", choices=("bf16", "fp8"), default="bf16")
-    tr.add_argument("--optimizer", choices=("adamw", "adam8bit", "sgd", "adafactor"), default="adamw")
-    tr.add_argument("--finetune", choices=("full", "lora", "qlora"), default="full")
-    tr.add_argument("--lora-rank", type=int, default=16)
-    tr.add_argument("--lora-targets", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
+    tr = sub.add_parser("train", formatter_class=fmt,
+                        help="training plan: memory per GPU, step time, MFU, days, cost; --search (exit 3 if no fit)")
+    tr.add_argument("model", help="preset name (tmath list) or path to a config.json")
+    tr.add_argument("--gpu", required=True, help="device id (tmath hardware) or path to a device JSON file")
+    tr.add_argument("--gpus", type=int, help="n_GPU = T_p·P_p·D_p·C_p (D_p follows from it unless --dp is given)")
+    tr.add_argument("--tp", type=int, default=1, help="T_p: tensor parallel")
+    tr.add_argument("--pp", type=int, default=1, help="P_p: pipeline stages")
+    tr.add_argument("--dp", type=int, default=None, help="D_p: data parallel (default: gpus / (T_p·P_p·C_p))")
+    tr.add_argument("--cp", type=int, default=1, help="C_p: context parallel (ring attention)")
+    tr.add_argument("--ep", type=int, default=1, help="E_p: expert parallel, from the data × context ranks")
+    tr.add_argument("--global-batch", type=int, required=True, help="B: sequences per optimizer step")
+    tr.add_argument("--seq", type=int, default=4096, help="s: tokens per sequence")
+    tr.add_argument("--micro-batch", type=int, default=1, help="b: sequences per micro-batch")
+    tr.add_argument("--recompute", choices=("none", "selective", "full"), default="none",
+                    help="activation recomputation")
+    tr.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=1,
+                    help="ZeRO stage: 1 optimizer states, 2 + gradients, 3 + parameters (FSDP) sharded")
+    tr.add_argument("--sequence-parallel", action=argparse.BooleanOptionalAction, default=None,
+                    help="split norms and residuals over T_p too (default: on when T_p > 1)")
+    tr.add_argument("--interleave", type=int, default=1, help="v: model chunks per pipeline stage (interleaved 1F1B)")
+    tr.add_argument("--schedule", choices=("1f1b", "gpipe"), default="1f1b", help="pipeline schedule")
+    tr.add_argument("--precision", choices=("bf16", "fp8"), default="bf16",
+                    help="linear layers' precision (attention and norms stay 16-bit)")
+    tr.add_argument("--optimizer", choices=("adamw", "adam8bit", "sgd", "adafactor"), default="adamw",
+                    help="optimizer (state bytes per parameter)")
+    tr.add_argument("--finetune", choices=("full", "lora", "qlora"), default="full", help="what is trained")
+    tr.add_argument("--lora-rank", type=int, default=16, help="r: LoRA rank")
+    tr.add_argument("--lora-targets", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+                    help="modules LoRA wraps")
+    tr.add_argument("--flash-attention", action=argparse.BooleanOptionalAction, default=True,
+                    help="fused attention kernels (off: scores materialized, as Megatron-LM 2021)")
     tr.add_argument("--tokens", type=float, default=0, help="T_train: tokens to train on (for days and cost)")
-    tr.add_argument("--price", type=float, default=2.0, help="$ per GPU-hour (default 2.0)")
-    tr.add_argument("--search", action="store_true", help="rank every parallel layout that fits")
-    tr.add_argument("--json", action="store_true")
-    ch = sub.add_parser("chinchilla", help="compute-optimal N and D for a budget C (Hoffmann et al. 2022)")
+    tr.add_argument("--price", type=float, default=2.0, help="$ per GPU-hour")
+    tr.add_argument("--search", action="store_true", help="rank every parallel layout of --gpus GPUs that fits")
+    tr.add_argument("--top", type=int, default=10, help="rows --search prints")
+    tr.add_argument("--json", action="store_true", help="machine-readable output (null times when it does not fit)")
+    tr.add_argument("--explain", metavar="QUANTITY", help="the derivation of one number, e.g. train.mfu, "
+                                                           "memory.activations, train.step_time")
+    ch = sub.add_parser("chinchilla", formatter_class=fmt,
+                        help="compute-optimal N and D for a budget C (Hoffmann et al. 2022)")
     ch.add_argument("--flops", type=float, required=True, help="C: training FLOPs")
-    ch.add_argument("--gpu", default="h100-sxm", help="device for the cost estimate (default h100-sxm)")
-    ch.add_argument("--mfu", type=float, default=0.40, help="assumed MFU for the cost estimate (default 0.40)")
-    ch.add_argument("--price", type=float, default=2.0, help="$ per GPU-hour (default 2.0)")
-    ch.add_argument("--json", action="store_true")
+    ch.add_argument("--gpu", default="h100-sxm", help="device for the cost estimate")
+    ch.add_argument("--mfu", type=float, default=0.40, help="assumed MFU for the cost estimate")
+    ch.add_argument("--price", type=float, default=2.0, help="$ per GPU-hour")
+    ch.add_argument("--json", action="store_true", help="machine-readable output")
     wb = sub.add_parser("web", help="start the local web app (needs the [web] extra)")
     wb.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     wb.add_argument("--port", type=int, default=8000)
@@ -108,8 +134,25 @@ def _analyze(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                                            activations=args.activations))
 
 
+PLAN_PREFIXES = ("serve.", "train.")
+
+
+def _plan_explain(argv: Sequence[str]) -> list[str] | None:
+    """`tmath explain MODEL serve.tpot --gpu …` is `tmath serve MODEL --gpu … --explain serve.tpot` (train alike)."""
+    if len(argv) < 3 or argv[0] != "explain":
+        return None
+    positional = [i for i, x in enumerate(argv[1:3], 1) if x.startswith(PLAN_PREFIXES)]
+    if not positional:
+        return None
+    i = positional[0]
+    key = argv[i]
+    rest = [x for j, x in enumerate(argv[1:], 1) if j != i]
+    return [key.split(".", 1)[0], *rest, "--explain", key]
+
+
 def run(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(_plan_explain(argv) or argv)
     if args.command == "list":
         from transformer_math.presets import list_presets, load_preset
 
@@ -160,16 +203,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TmathError as e:
         print(f"tmath: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `tmath … | head` closed the pipe: not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit must not fail again
+        return 0
     except OSError as e:  # an output path (--csv, --plot) that cannot be written
-        if isinstance(e, BrokenPipeError):
-            raise
         print(f"tmath: error: {e.filename or 'file'}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `tmath … | head` closed the pipe: not an error of ours
-        sys.stderr.close()
-        return 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import json
 import sys
 
 from transformer_math.errors import TmathError
-from transformer_math.units import fmt_bytes
+from transformer_math.units import fmt_bytes, json_ready
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,212 +51,202 @@ def _ops_table(ops: list[Any]) -> list[str]:
     lines = [f"    {'layer':22s} {'op':26s} {'×':>4s} {'GFLOP':>10s} {'MB moved':>10s} {'I':>8s} {'bound':>8s} "
              f"{'time':>10s}"]
     for c in ops:
+        i = "" if c.intensity is None else f"{c.intensity:8.1f}"
         lines.append(f"    {c.layer[:22]:22s} {c.name[:26]:26s} {c.count:4d} {c.flops / 1e9:10.3f} {c.bytes / 1e6:10.2f} "
-                     f"{c.intensity:8.1f} {c.bound:>8s} {c.time_s * 1e6:8.1f}µs")
+                     f"{i:>8s} {c.bound:>8s} {c.time_s * 1e6:8.1f}µs")
     return lines
 
 
-def serve_data(a: argparse.Namespace) -> tuple[dict[str, Any], Any, Any, Any, Any, Any]:
-    """The serving plan as the dict `tmath serve --json` prints (and the web API returns), plus its inputs."""
-    from transformer_math.analysis.report import parse_weight_dtypes
-    from transformer_math.analysis.serving import Speculative, plan_serving
-    from transformer_math.config import load_model
-    from transformer_math.config.hardware import load_hardware
-    from transformer_math.units import parse_dtype
+def _dump(out: dict[str, Any]) -> None:
+    json.dump(json_ready(out), sys.stdout, indent=1, allow_nan=False)
+    print()
 
-    s, hw = load_model(a.model), load_hardware(a.gpu)
-    for k in ("tp", "ep", "batch", "prompt", "gen", "block"):
-        _positive(k, getattr(a, k), 10**6 if k in ("prompt", "gen") else 4096)
-    if not 0 <= a.acceptance < 1:
-        raise TmathError("acceptance", a.acceptance, "a probability in [0, 1)")
-    spec = Speculative(draft=load_model(a.draft), k=_positive("draft-k", a.draft_k, 64),
-                       acceptance=a.acceptance) if a.draft else None
-    wd, kv = parse_weight_dtypes(a.weight_dtype, s), parse_dtype(a.kv_dtype, field="kv_dtype")
-    p = plan_serving(s, hw, batch=a.batch, prompt=a.prompt, gen=a.gen, tp=a.tp, ep=a.ep, wd=wd, kv=kv, block=a.block,
-                     speculative=spec)
-    weights, kvb = p.memory["weights"], p.memory["kv_cache"]
-    per_seq = kvb / a.batch
-    explain = {
-        "memory_per_gpu_bytes": f"M = M_param/T_p + M_KV + M_act + reserve = " + " + ".join(
-            f"{v:,}" for v in p.memory.values()) + f" = {p.memory_per_gpu_bytes:,} bytes",
-        "max_batch": f"⌊(HBM − M + M_KV) / M_KV,seq⌋ = ⌊({hw.memory_bytes:,} − {p.memory_per_gpu_bytes - kvb:,}) / "
-                     f"{per_seq:,.0f}⌋ = {p.max_batch}",
-        "phi_cache": f"φ_cache = M_KV / HBM = {kvb:,} / {hw.memory_bytes:,} = {p.phi_cache:.3f}",
-        "ttft_s": f"TTFT = Σ_prefill ops max(F/(η_c·F_peak), bytes/(η_bw·BW_HBM)) + t_launch + t_comm = {p.ttft_s[1]:.4f} s",
-        "tpot_s": f"TPOT = Σ_decode ops (same) at L = prompt + gen/2 = {p.tpot_s[1]:.5f} s"
-                  + (f", ÷ E[tokens/step] = {spec.tokens_per_step:.2f} (speculative)" if spec else ""),
-        "tokens_per_s": f"B / TPOT = {a.batch} / {p.tpot_s[1]:.5f} = {p.tokens_per_s[1]:.1f}",
-    }
-    out = {"fits": p.fits, "memory_per_gpu_bytes": p.memory_per_gpu_bytes, "ttft_s": p.ttft_s[1],
-           "tpot_s": p.tpot_s[1], "tokens_per_s": p.tokens_per_s[1], "max_batch": p.max_batch,
-           "max_context": p.max_context, "phi_cache": p.phi_cache, "memory": p.memory,
-           "band": {"ttft_s": p.ttft_s, "tpot_s": p.tpot_s, "tokens_per_s": p.tokens_per_s},
-           "compute_bound_batch": p.compute_bound_batch,
-           "batch_curve": [{"batch": b, "tpot_s": t, "tokens_per_s": r, "memory_per_gpu_bytes": m}
-                           for b, t, r, m in p.batch_curve],
-           "decode_ops": [{"layer": c.layer, "op": c.name, "count": c.count, "flops": c.flops, "bytes": c.bytes,
-                           "intensity": c.intensity, "bound": c.bound, "time_s": c.time_s} for c in p.decode_ops],
-           "explain": explain, "notes": list(p.notes), "gpu": hw.id, "model": s.name}
-    return out, s, hw, p, wd, kv
+
+def _not_fit(out: dict[str, Any], memory: dict[str, int]) -> list[str]:
+    lines = [f"  does NOT fit: {fmt_bytes(out['memory_per_gpu_bytes'])} per GPU of {fmt_bytes(out['memory_bytes'])} — "
+             f"over by {fmt_bytes(out['over_bytes'])}; largest parts: " + ", ".join(
+                 f"{k} {fmt_bytes(v)}" for k, v in sorted(memory.items(), key=lambda kv: -kv[1])[:3]),
+             "  no throughput, latency, days or cost for a plan that does not fit (exit status 3).",
+             "  nearest changes that fit:" if out["suggestions"] else "  no nearby change found that fits."]
+    for s in out["suggestions"]:
+        vals = "  ".join(f"{k} {_human(k, v)}" for k, v in s.items() if k not in ("change", "command",
+                                                                                  "memory_per_gpu_bytes"))
+        lines += [f"    {s['change']:40s} {fmt_bytes(s['memory_per_gpu_bytes'])} per GPU  {vals}",
+                  f"      {s['command']}"]
+    return lines
+
+
+def _human(key: str, v: Any) -> str:
+    if v is None:
+        return "–"
+    if key.endswith("_s") and "per_s" not in key:
+        return _ms(v) if v < 1 else f"{v:.3f} s"
+    if key in ("mfu", "hfu", "mfu_palm"):
+        return f"{v:.1%}"
+    return f"{v:,.0f}" if isinstance(v, float) else str(v)
+
+
+def _serve_kwargs(a: argparse.Namespace) -> dict[str, Any]:
+    return dict(tp=a.tp, dp=a.dp, ep=a.ep, batch=a.batch, prompt=a.prompt, gen=a.gen, weight_dtype=a.weight_dtype,
+                kv_dtype=a.kv_dtype, block=a.block, draft=a.draft, draft_k=a.draft_k, acceptance=a.acceptance,
+                gpu_memory_utilization=a.gpu_memory_utilization)
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
-    out, s, hw, p, wd, kv = serve_data(a)
-    explain = out["explain"]
-    if a.plot:
-        _serve_plots(a, s, hw, p, wd, kv)
-    if a.json:
-        json.dump(out, sys.stdout, indent=1, default=float)
-        print()
+    from transformer_math.analysis.plans import serve
+
+    r = serve(a.model, a.gpu, **_serve_kwargs(a))
+    if a.explain:
+        print(r.explain(a.explain))
         return 0
-    print(f"{s.name} on {a.tp}× {hw.name}  B={a.batch} prompt={a.prompt} gen={a.gen} kv={kv.name}")
-    print(f"  fits: {'yes' if p.fits else 'NO'}   memory per GPU {fmt_bytes(p.memory_per_gpu_bytes)} of "
-          f"{fmt_bytes(hw.memory_bytes)}  (" + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in p.memory.items()) + ")")
-    print(f"  max batch at this context: {p.max_batch}   max context at this batch: {p.max_context:,}   "
-          f"φ_cache = {p.phi_cache:.3f}")
-    for k, label in (("ttft_s", "TTFT"), ("tpot_s", "TPOT")):
-        lo, mid, hi = getattr(p, k)
-        print(f"  {label}: {_ms(mid)}  (band {_ms(hi)} – {_ms(lo)})")
-    lo, mid, hi = p.tokens_per_s
-    print(f"  decode throughput: {mid:,.0f} tokens/s  (band {lo:,.0f} – {hi:,.0f})")
-    print(f"  decode turns compute bound at batch ≈ {p.compute_bound_batch or '> 65536'}")
-    print("  continuous batching (B, TPOT, tokens/s): " + ", ".join(f"{b}: {_ms(t)} {r:,.0f}" for b, t, r, _ in
-                                                                    p.batch_curve[:12]))
+    out = r.to_dict()
+    if a.plot:
+        _serve_plots(a, r)
+    if a.json:
+        _dump(out)
+        return 0 if r.fits else 3
+    p, hw = r.plan, r.hardware
+    L = p.layout
+    print(f"{p.model} on {L.gpus}× {hw.name}  (T_p={L.tp} per replica × D_p={L.dp} replicas"
+          + (f", experts over E_p={L.ep}" if L.ep > 1 else "") + f")  B={out['batch']} per replica  "
+          f"prompt={out['prompt']} gen={out['gen']}  kv={out['kv_dtype']}")
+    print(f"  weights: {out['weight_dtype_meaning']}")
+    print(f"  fits: {'yes' if r.fits else 'NO'}   memory per GPU {fmt_bytes(out['memory_per_gpu_bytes'])} of "
+          f"{fmt_bytes(hw.memory_bytes)}  (" + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in out["memory"].items()) + ")")
+    print(f"  max batch at this context: {out['max_batch']}   max context at this batch: {out['max_context']:,}   "
+          f"φ_cache = {out['phi_cache']:.3f}")
+    if not r.fits:
+        print("\n".join(_not_fit(out, out["memory"])))
+        return 3
+    lo, mid, hi = out["band"]["ttft_s"]
+    print(f"  TTFT (prefill of all {out['batch']} prompts): {_ms(mid)}  (band {_ms(hi)} – {_ms(lo)})")
+    lo, mid, hi = out["band"]["tpot_s"]
+    print(f"  TPOT (one decode step): {_ms(mid)}  (band {_ms(hi)} – {_ms(lo)})")
+    lo, mid, hi = out["band"]["tokens_per_s"]
+    print(f"  decode throughput ({L.dp} replica(s)): {mid:,.0f} tokens/s  (band {lo:,.0f} – {hi:,.0f})")
+    print(f"  decode turns compute bound at batch ≈ {out['compute_bound_batch'] or '> 65536'}")
+    print("  continuous batching (B, TPOT, tokens/s): " + ", ".join(
+        f"{c['batch']}: {_ms(c['tpot_s'])} {c['tokens_per_s']:,.0f}" for c in out["batch_curve"][:12]))
     print("\n  decode step per op (one GPU):")
     print("\n".join(_ops_table(p.decode_ops)))
-    print("\n  " + "\n  ".join(f"{k}: {v}" for k, v in explain.items()))
-    print("  notes: " + "; ".join(p.notes) + "; GiB = 2^30 bytes")
+    print("\n  notes: " + "; ".join(out["notes"]) + "; GiB = 2^30 bytes")
+    print("  every number explains itself: tmath serve … --explain serve.tpot (or memory.kv_cache, serve.max_batch, …)")
     return 0
 
 
-def _serve_plots(a: argparse.Namespace, s: Any, hw: Any, p: Any, wd: Any, kv: Any) -> None:
+def _serve_plots(a: argparse.Namespace, r: Any) -> None:
     from transformer_math import plots
-    from transformer_math.analysis.serving import plan_serving
+    from transformer_math.analysis.plans import serve
 
+    p, hw = r.plan, r.hardware
     for ext in ("png", "svg"):
-        plots.roofline(p.decode_ops, hw, f"{a.plot}_roofline_decode.{ext}", title=f"{s.name} decode, B={a.batch}")
-        plots.roofline(p.prefill_ops, hw, f"{a.plot}_roofline_prefill.{ext}", title=f"{s.name} prefill")
-    ctx = [2**i for i in range(8, 18) if 2**i <= max(s.max_context, 256)]
-    plans = [plan_serving(s, hw, batch=a.batch, prompt=c, gen=1, tp=a.tp, ep=a.ep, wd=wd, kv=kv) for c in ctx]
-    plots.curves(ctx, {"memory per GPU [GB]": [q.memory_per_gpu_bytes / 1e9 for q in plans],
-                       "TPOT [ms]": [q.tpot_s[1] * 1e3 for q in plans], "TTFT [s]": [q.ttft_s[1] for q in plans]},
+        plots.roofline(p.decode_ops, hw, f"{a.plot}_roofline_decode.{ext}", title=f"{p.model} decode, B={a.batch}")
+        plots.roofline(p.prefill_ops, hw, f"{a.plot}_roofline_prefill.{ext}", title=f"{p.model} prefill")
+    ctx = [2**i for i in range(8, 18) if 2**i <= max(r.plan.quantities["serve.max_context"].inputs["L_max"], 256)]
+    plans = [serve(a.model, a.gpu, **{**_serve_kwargs(a), "prompt": c, "gen": 1}, suggest=False).plan for c in ctx]
+    plots.curves(ctx, {"memory per GPU [GB]": [q["memory.per_gpu"] / 1e9 for q in plans],
+                       "TPOT [ms]": [q["serve.tpot"] * 1e3 for q in plans], "TTFT [s]": [q["serve.ttft"] for q in plans]},
                  f"{a.plot}_context.png", xlabel="context L [tokens]", ylabel="GB / ms / s",
-                 title=f"{s.name} on {hw.name}, B={a.batch}")
+                 title=f"{p.model} on {hw.name}, B={a.batch}")
     plots.curves([c[0] for c in p.batch_curve], {"tokens/s": [c[2] for c in p.batch_curve],
                                                 "TPOT [ms]": [c[1] * 1e3 for c in p.batch_curve],
                                                 "memory per GPU [GB]": [c[3] / 1e9 for c in p.batch_curve]},
                  f"{a.plot}_batch.png", xlabel="batch B", ylabel="tokens/s | ms | GB", title="continuous batching")
 
 
-def train_data(a: argparse.Namespace) -> dict[str, Any]:
-    """The training plan (or, with a.search, the ranked layouts) as `tmath train --json` prints it."""
-    from transformer_math.analysis.training import Finetune, Layout, plan_training, search_layouts
-    from transformer_math.config import load_model
-    from transformer_math.config.hardware import load_hardware
-
-    s, hw = load_model(a.model), load_hardware(a.gpu)
-    gpus = _positive("gpus", a.gpus, 10**6)
-    for k in ("global_batch", "seq", "micro_batch", "tp", "pp", "cp", "ep", "interleave", "lora_rank"):
-        _positive(k.replace("_", "-"), getattr(a, k), 10**8)
-    ft = Finetune(mode=a.finetune, rank=a.lora_rank, targets=tuple(t for t in a.lora_targets.split(",") if t))
-    kw = dict(global_batch=a.global_batch, seq=a.seq, precision=a.precision, optimizer=a.optimizer, finetune=ft)
-    if a.search:
-        best, n, dt = search_layouts(s, hw, gpus=gpus, **kw)
-        rows = [{"layout": {k: getattr(l, k) for k in ("tp", "pp", "dp", "cp", "ep", "micro_batch", "recompute",
-                                                        "zero")}, **r} for l, r in best]
-        return {"layouts_evaluated": n, "seconds": dt, "layouts_per_s": n / dt, "best": rows}
-    dp = a.dp or gpus // (a.tp * a.pp * a.cp)
-    if a.tp * a.pp * a.cp * dp != gpus:
-        raise TmathError("gpus", gpus, f"= T_p·P_p·C_p·D_p = {a.tp}·{a.pp}·{a.cp}·{dp} = {a.tp * a.pp * a.cp * dp}")
-    lay = Layout(tp=a.tp, pp=a.pp, dp=dp, cp=a.cp, ep=a.ep, micro_batch=a.micro_batch, recompute=a.recompute,
-                 zero=a.zero, sequence_parallel=a.sequence_parallel, interleave=a.interleave)
-    r = plan_training(s, hw, lay, **kw)
-    days = a.tokens / r.tokens_per_s / 86400 if a.tokens else 0.0
-    cost = days * 24 * gpus * a.price
-    P = r.model_flops_per_step / r.tokens_per_step
-    explain = {
-        "mfu": f"MFU = (6·N + 12·N_L·h_q·d_h·s)·tokens / (t_step·n_GPU·F_peak) = {P:,.0f}·{r.tokens_per_step:,} / "
-               f"({r.step_time_s:.3f}·{gpus}·{hw.peak('bf16'):.4g}) = {r.mfu:.3f}  (PaLM App. B; recompute not counted)",
-        "hfu": f"HFU counts recompute: {r.hardware_flops_per_step:.4g} FLOPs / step → {r.hfu:.3f}",
-        "step_time_s": "t_step = m·(t_mb + t_TP + t_CP + t_EP) + bubble + t_p2p + exposed DP + t_opt = " + " + ".join(
-            f"{v:.4f}" for v in r.time.values()) + f" = {r.step_time_s:.4f} s",
-        "bubble": f"(P_p − 1)/v · t_mb = ({lay.pp} − 1)/{lay.interleave} micro-batch times; fraction "
-                  f"(P_p − 1)/(v·m) = {(lay.pp - 1) / (lay.interleave * r.micro_batches):.3f}",
-        "days": f"T_train / tokens_per_s / 86400 = {a.tokens:.4g} / {r.tokens_per_s:,.0f} / 86400 = {days:.2f}",
-        "cost": f"days·24·n_GPU·price = {days:.2f}·24·{gpus}·{a.price} = ${cost:,.0f}",
-    }
-    out = {"fits": r.fits, "memory_per_gpu_bytes": r.memory_per_gpu_bytes, "step_time_s": r.step_time_s,
-           "tflops_per_gpu": r.tflops_per_gpu, "mfu": r.mfu, "hfu": r.hfu, "days": days, "cost_usd": cost,
-           "tokens_per_s": r.tokens_per_s, "memory": r.memory, "time": r.time, "micro_batches": r.micro_batches,
-           "trainable_params": r.trainable_params, "layout": {k: getattr(lay, k) for k in (
-               "tp", "pp", "dp", "cp", "ep", "micro_batch", "recompute", "zero", "sequence_parallel", "interleave")},
-           "explain": explain, "model": s.name, "gpu": hw.id, "gpus": gpus, "tokens": a.tokens, "price": a.price,
-           "precision": a.precision, "optimizer": a.optimizer, "finetune": a.finetune}
-    return out
+def _train_kwargs(a: argparse.Namespace) -> dict[str, Any]:
+    return dict(global_batch=a.global_batch, seq=a.seq, precision=a.precision, optimizer=a.optimizer,
+                finetune=a.finetune, lora_rank=a.lora_rank, lora_targets=a.lora_targets,
+                flash_attention=a.flash_attention, tokens=a.tokens, price=a.price)
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    out = train_data(a)
-    if a.json:
-        json.dump(out, sys.stdout, indent=1)
-        print()
-        return 0
+    from transformer_math.analysis.plans import search, train
+
     if a.search:
-        print(f"{out['layouts_evaluated']:,} layouts evaluated in {out['seconds'] * 1e3:.1f} ms "
-              f"({out['layouts_per_s']:,.0f} layouts/s); fastest that fit:")
-        for r in out["best"]:
-            print(f"  {r['layout']}  step {r['step_time_s']:.3f} s  MFU {r['mfu']:.1%}  "
-                  f"memory {fmt_bytes(r['memory_per_gpu_bytes'])}")
+        if a.gpus is None:
+            raise TmathError("gpus", None, "the number of GPUs to search layouts of (--gpus)")
+        return _print_search(a, search(a.model, a.gpu, gpus=a.gpus, top=a.top, **_train_kwargs(a)))
+    r = train(a.model, a.gpu, gpus=a.gpus, tp=a.tp, pp=a.pp, dp=a.dp, cp=a.cp, ep=a.ep, micro_batch=a.micro_batch,
+              recompute=a.recompute, zero=a.zero, sequence_parallel=a.sequence_parallel, interleave=a.interleave,
+              schedule=a.schedule, **_train_kwargs(a))
+    if a.explain:
+        print(r.explain(a.explain))
         return 0
-    lay, m, t, explain = out["layout"], out["memory"], out["time"], out["explain"]
+    out = r.to_dict()
+    if a.json:
+        _dump(out)
+        return 0 if r.fits else 3
+    lay, m = out["layout"], out["memory"]
     print(f"{out['model']} on {out['gpus']}× {out['gpu']}  TP={lay['tp']} PP={lay['pp']} DP={lay['dp']} CP={lay['cp']} "
-          f"EP={lay['ep']}  b={lay['micro_batch']} m={out['micro_batches']} recompute={lay['recompute']} "
-          f"ZeRO-{lay['zero']} {out['precision']} {out['optimizer']} {out['finetune']}")
-    print(f"  fits: {'yes' if out['fits'] else 'NO'}   memory per GPU {fmt_bytes(out['memory_per_gpu_bytes'])}: "
+          f"EP={lay['ep']}  b={lay['micro_batch']} m={out['micro_batches']:g} recompute={lay['recompute']} "
+          f"ZeRO-{lay['zero']} SP={'on' if lay['sequence_parallel'] else 'off'} {lay['schedule']}"
+          + (f" v={lay['interleave']}" if lay["interleave"] > 1 else "")
+          + f"  {out['precision']} {out['optimizer']} {out['finetune']}")
+    print(f"  fits: {'yes' if out['fits'] else 'NO'}   memory per GPU {fmt_bytes(out['memory_per_gpu_bytes'])} of "
+          f"{fmt_bytes(out['memory_bytes'])} (stage {out['memory_stage']}): "
           + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in m.items()))
     print(f"  trainable parameters: {out['trainable_params']:,}")
-    print(f"  step {out['step_time_s']:.3f} s: " + ", ".join(f"{k} {v:.3f}" for k, v in t.items() if v))
+    if not out["fits"]:
+        print("\n".join(_not_fit(out, m)))
+        return 3
+    t, ts = out["time_per_microbatch"], out["time_per_step"]
+    print(f"  step {out['step_time_s']:.3f} s = " + " + ".join(f"{k} {v:.3f}" for k, v in ts.items()) + " s")
+    print(f"  per micro-batch (stage {out['time_stage']}): " + ", ".join(f"{k} {_ms(v)}" for k, v in t.items() if v))
+    palm = f"   MFU (PaLM) {out['mfu_palm']:.1%}" if out["mfu_palm"] is not None else ""
     print(f"  {out['tokens_per_s']:,.0f} tokens/s   {out['tflops_per_gpu']:.1f} TFLOP/s per GPU   MFU {out['mfu']:.1%}   "
-          f"HFU {out['hfu']:.1%}")
-    if out["tokens"]:
-        days = out["days"]
-        print(f"  {out['tokens']:.3g} tokens: {days:.1f} days, {days * 24 * out['gpus']:,.0f} GPU-hours, "
+          f"HFU {out['hfu']:.1%}{palm}")
+    if out["days"] is not None:
+        print(f"  {out['tokens']:.3g} tokens: {out['days']:.1f} days, {out['days'] * 24 * out['gpus']:,.0f} GPU-hours, "
               f"${out['cost_usd']:,.0f} at ${out['price']}/GPU-hour")
-    print("\n  " + "\n  ".join(f"{k}: {v}" for k, v in explain.items()))
+    print(f"  convention: {out['mfu_convention']}")
+    print("  every number explains itself: tmath train … --explain train.mfu (or train.step_time, memory.activations, …)")
+    return 0
+
+
+def _print_search(a: argparse.Namespace, r: Any) -> int:
+    out = r.to_dict()
+    if a.json:
+        _dump(out)
+        return 0
+    print(f"{out['layouts_evaluated']:,} layouts evaluated in {out['seconds'] * 1e3:.0f} ms; the fastest that fit:")
+    cost = bool(a.tokens)
+    head = (f"  {'#':>2s} {'TP':>3s} {'PP':>3s} {'DP':>5s} {'CP':>3s} {'EP':>3s} {'b':>2s} {'v':>2s} {'recompute':9s} "
+            f"{'ZeRO':>4s} {'SP':>3s} {'memory':>9s} {'step':>8s} {'MFU':>6s} {'tokens/s':>11s}"
+            + (f" {'days':>7s} {'cost':>12s}" if cost else ""))
+    print(head)
+    for i, row in enumerate(out["best"], 1):
+        L = row["layout"]
+        line = (f"  {i:>2d} {L['tp']:>3d} {L['pp']:>3d} {L['dp']:>5d} {L['cp']:>3d} {L['ep']:>3d} {L['micro_batch']:>2d} "
+                f"{L['interleave']:>2d} {L['recompute']:9s} {L['zero']:>4d} {'on' if L['sequence_parallel'] else 'off':>3s} "
+                f"{fmt_bytes(row['memory_per_gpu_bytes']):>9s} {row['step_time_s']:>7.3f}s {row['mfu']:>6.1%} "
+                f"{row['tokens_per_s']:>11,.0f}")
+        if cost:
+            line += f" {row['days']:>7.1f} ${row['cost_usd']:>11,.0f}"
+        print(line)
+    if not out["best"]:
+        print("  no layout fits: more GPUs, a smaller global batch or shorter sequences")
+    print("\n  re-run a row (its --json gives the same step time):")
+    for i, row in enumerate(out["best"], 1):
+        print(f"  {i:>2d} {row['command']}")
     return 0
 
 
 def cmd_chinchilla(a: argparse.Namespace) -> int:
-    from transformer_math.formulas.scaling import CHINCHILLA, chinchilla_loss, n_opt
+    from transformer_math.analysis.plans import chinchilla
 
-    C = a.flops
-    if not 1e10 <= C <= 1e32:
-        raise TmathError("flops", C, "a compute budget between 1e10 and 1e32 FLOPs")
-    c = CHINCHILLA
-    N = n_opt(C=C, α=c["alpha"], β=c["beta"], A=c["A"], B=c["B"])
-    D = C / (6 * N)
-    N20 = (C / 120) ** 0.5
-    from transformer_math.config.hardware import load_hardware
-
-    hw = load_hardware(a.gpu)
-    if not 0 < a.mfu <= 1:
-        raise TmathError("mfu", a.mfu, "a fraction in (0, 1]")
-    gpu_hours = C / (a.mfu * hw.peak("bf16")) / 3600
-    out = {"flops": C, "n_opt": N, "d_opt": D, "tokens_per_param": D / N, "gpu_hours": gpu_hours,
-           "cost_usd": gpu_hours * a.price,
-           "cost_formula": f"C / (MFU·F_peak) / 3600 · price = {C:.3g} / ({a.mfu}·{hw.peak('bf16'):.3g}) / 3600 · "
-                           f"{a.price} = ${gpu_hours * a.price:,.0f}",
-           "loss": chinchilla_loss(N=N, D=D, E=c["E"], A=c["A"], B=c["B"], α=c["alpha"], β=c["beta"]),
-           "rule_of_thumb": {"n": N20, "d": 20 * N20, "note": "D ≈ 20·N with C = 6·N·D (Approach 1/2)"}}
+    r = chinchilla(a.flops, gpu=a.gpu, mfu=a.mfu, price=a.price)
+    out = r.to_dict()
     if a.json:
-        json.dump(out, sys.stdout, indent=1)
-        print()
+        _dump(out)
         return 0
-    print(f"C = {C:.3g} FLOPs (C = 6·N·D)")
-    print(f"  Approach 3 fit (Hoffmann et al. 2022): N_opt = {N:.3g} parameters, D_opt = {D:.3g} tokens "
-          f"({D / N:.1f} tokens/parameter), predicted loss {out['loss']:.3f}")
-    print(f"  20 tokens/parameter rule: N = {N20:.3g}, D = {20 * N20:.3g}")
-    print(f"  cost on {hw.name} at MFU {a.mfu:.0%}: {gpu_hours:,.0f} GPU-hours; {out['cost_formula']}")
+    print(f"C = {a.flops:.3g} FLOPs (C = 6·N·D)")
+    print(f"  Approach 3 fit (Hoffmann et al. 2022): N_opt = {out['n_opt']:.3g} parameters, D_opt = {out['d_opt']:.3g} "
+          f"tokens ({out['tokens_per_param']:.1f} tokens/parameter), predicted loss {out['loss']:.3f}")
+    print(f"  20 tokens/parameter rule: N = {out['rule_of_thumb']['n']:.3g}, D = {out['rule_of_thumb']['d']:.3g}")
+    print(f"  cost on {out['gpu']} at MFU {a.mfu:.0%}: {out['gpu_hours']:,.0f} GPU-hours, ${out['cost_usd']:,.0f} at "
+          f"${a.price}/GPU-hour")
+    print("\n" + r.explain("chinchilla.cost"))
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from transformer_math.analysis.inference import OpCost
+from transformer_math.analysis.costs import OpCost
 from transformer_math.config.hardware import HardwareSpec
 from transformer_math.errors import TmathError
 

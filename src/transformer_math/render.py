@@ -11,7 +11,7 @@ def render_report(r: Report, *, show_ignored: bool = False, ops: bool = False) -
     s = r.spec
     lines = [f"{s.name}  ({s.family})",
              "  " + "  ".join(f"{k}={v}" for k, v in s.symbols().items() if v is not None and not isinstance(v, tuple)),
-             f"  layers: " + ", ".join(f"{n}× {layer.kind}" for layer, n in s.layer_kinds),
+             "  layers: " + ", ".join(f"{n}× {layer.kind}" for layer, n in s.layer_kinds),
              f"  workload: B={r.batch}  L={r.context}  kv={r.kv_dtype.name}  weights="
              + ",".join(f"{k}:{v.name}" for k, v in r.weight_dtypes.items()), ""]
     rows = [("params.total", "P", r["params.total"], "params"), ("params.active", "P_active", r["params.active"], "params")]

@@ -102,3 +102,16 @@ def fmt_count(n: float) -> str:
         if abs(n) >= div:
             return f"{n / div:.3f} {suffix}"
     return f"{n:g}"
+
+
+def json_ready(x: object) -> object:
+    """x with every non-finite float as None and numpy scalars as plain numbers: strict JSON (RFC 8259)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): json_ready(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_ready(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, str):  # numpy scalars
+        return json_ready(x.item())
+    return x

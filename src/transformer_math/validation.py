@@ -58,7 +58,7 @@ def gpt_spec(name: str, d: int, layers: int, heads: int, vocab: int, seq: int, *
 
 
 def training_rows(eff: Efficiency = MID) -> list[Row]:
-    from transformer_math.analysis.training import Layout, plan_training
+    from transformer_math.analysis.training import Layout, Workload, plan_training
     from transformer_math.config.hardware import load_hardware
 
     hw = load_hardware("a100-80gb")
@@ -73,28 +73,31 @@ def training_rows(eff: Efficiency = MID) -> list[Row]:
                          micro_batch=r["micro_batch_size"], recompute="full", zero=0, sequence_parallel=False,
                          interleave=max(v, 1))
             # Megatron-LM 2021 predates FlashAttention: scores are materialized and streamed through memory
-            res = plan_training(s, hw, lay, global_batch=B, seq=sq, eff=eff, flash_attention=False)
+            res = plan_training(s, hw, lay, Workload(global_batch=B, seq=sq, flash_attention=False), eff=eff)
+            t = res["train.step_time"]
             flops = 96 * B * sq * l * h * h * (1 + sq / (6 * h) + V / (16 * l * h))
             out.append(Row(r["id"], "TFLOP/s per GPU (Megatron formula)", r["achieved_teraflops_per_gpu"],
-                           flops / (res.step_time_s * r["gpus"]) / 1e12,
+                           flops / (t * r["gpus"]) / 1e12,
                            formula=f"96·B·s·l·h²·(1 + s/6h + V/16lh) / (t_step·n) = 96·{B}·{sq}·{l}·{h}²·(1 + {sq}/"
-                                   f"(6·{h}) + {V}/(16·{l}·{h})) / ({res.step_time_s:.3f}·{r['gpus']}) = "
-                                   f"{flops / (res.step_time_s * r['gpus']) / 1e12:.1f} TFLOP/s"))
+                                   f"(6·{h}) + {V}/(16·{l}·{h})) / ({t:.3f}·{r['gpus']}) = "
+                                   f"{flops / (t * r['gpus']) / 1e12:.1f} TFLOP/s"))
         else:
             key = r["model"].split(" ")[0]
             d, l, heads = MPT[key]
             s = gpt_spec(key, d, l, heads, 50368, r["seq_length"], bias=False)
-            lay = Layout(dp=r["gpus"], micro_batch=r["micro_batch"], zero=3,
+            lay = Layout(dp=r["gpus"], micro_batch=r["micro_batch"], zero=3, sequence_parallel=False,
                          recompute="full" if r["activation_checkpointing"] else "none")
-            res = plan_training(s, hw, lay, global_batch=r["global_batch_sequences"], seq=r["seq_length"], eff=eff)
+            res = plan_training(s, hw, lay, Workload(global_batch=r["global_batch_sequences"], seq=r["seq_length"]),
+                                eff=eff)
             out.append(Row(r["id"], "tokens/s per GPU", r["throughput_tokens_per_s_per_gpu"],
-                           res.tokens_per_s / r["gpus"]))
+                           res["train.tokens_per_s"] / r["gpus"]))
     return out
 
 
 def decode_rows(eff: Efficiency = MID) -> list[Row]:
-    from transformer_math.analysis.inference import step_costs, total_time
     from transformer_math.analysis.report import parse_weight_dtypes
+    from transformer_math.analysis.serving import ServeLayout, ServeWorkload, _step
+    from transformer_math.analysis.costs import total_time
     from transformer_math.config import load_model
     from transformer_math.config.hardware import load_hardware
     from transformer_math.units import parse_dtype
@@ -106,10 +109,12 @@ def decode_rows(eff: Efficiency = MID) -> list[Row]:
             s = load_model(DECODE_PRESETS[r["model"]])
             p = r["precision"]
             w = "bf16" if "bf16" in p else ("int8" if "8-bit" in p else "int4-g32-zp")
-            wd = parse_weight_dtypes(f"*={w},embedding=bf16", s)
-            # gpt-fast: batch 1, 5-token prompt, CUDA graphs; its TP shards attention and MLP, not the LM head
-            t = total_time(step_costs(s, a100, eff, B=1, T=1, L=64, decode=True, tp=r["tensor_parallel"], ep=1,
-                                      wd=wd, kv=parse_dtype("bf16"), shard_lm_head=False))
+            # gpt-fast quantizes every nn.Linear, the LM head included (not the embedding); batch 1, 5-token prompt,
+            # CUDA graphs; its TP shards attention and MLP, not the LM head
+            work = ServeWorkload(batch=1, prompt=64, gen=1, weights=parse_weight_dtypes(f"{w},lm_head={w}", s),
+                                 kv=parse_dtype("bf16"), shard_lm_head=False)
+            t = total_time(_step(s, a100, eff, ServeLayout(tp=r["tensor_parallel"]), work, B=1, T=1, ctx=64,
+                                 decode=True))
             out.append(Row(r["id"], "decode tokens/s", r["decode_tokens_per_s"], 1 / t))
         elif "decode_tokens_per_s" in r or "output_throughput_tokens_per_s" in r:
             val = r.get("decode_tokens_per_s") or r.get("output_throughput_tokens_per_s")

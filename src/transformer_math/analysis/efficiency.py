@@ -1,7 +1,7 @@
-"""The performance model's assumptions: one set for every device, each a low–mid–high range.
+"""Every constant of the performance model, in one place, each with where it comes from.
 
 Nothing here is fitted per run. Each device's behaviour follows from its specs (F_peak per dtype, BW_HBM,
-links) and these utilizations; the low and high ends give the band every time and throughput carries.
+links) and these utilizations; the low and high ends give the band every serving time carries.
 """
 
 from __future__ import annotations
@@ -43,3 +43,25 @@ class Efficiency:
 
 MID = Efficiency()
 BAND = (MID.scaled(0.85, "low"), MID, MID.scaled(1.12, "high"))
+
+# Kernel facts (not utilizations): how much work or traffic a step implies.
+ATTENTION_BACKWARD = 2.5  # flash-attention backward / forward FLOPs: it recomputes QK^T, then dV, dP, dQ, dK
+#                           (5 matmuls for the forward's 2; Dao 2023, FlashAttention-2 §3.1.2)
+SCORE_PASSES = 6  # unfused attention: scale+mask, softmax, dropout each read and write the b·h·s² scores
+ELEMENTWISE_D = 12  # d-wide values read or written per token per layer by fused norm, residual-add and RoPE kernels
+ELEMENTWISE_FF = 3  # d_ff-wide values per token per layer by the MLP activation (gate and up read, product written)
+ELEMENTWISE_KERNELS = 3  # kernels per layer for them: norm(+residual) ×2 and RoPE/activation, as compilers fuse them
+ELEMENTWISE_BACKWARD = 2  # their backward reads the saved inputs and the incoming gradient and writes one
+FP8_CAST_BYTES = 5  # per element cast to FP8 with dynamic (current) scaling: amax read 2 + read 2 + write 1
+#                     (torchao Float8Linear, Transformer Engine current scaling)
+WEIGHT_ONLY = ("int8", "int4", "nf4", "mxfp4")  # formats dequantized to bf16 before the tensor cores
+DEQUANT_BYTES = 2  # bytes written per weight element when a weight-only format is dequantized for a GEMM (bf16)
+
+# Memory no tensor of the model holds (formulas/parallel.py memory.reserve): the CUDA context, kernels and NCCL
+# buffers, plus a share of HBM left free — by the allocator's fragmentation in training, by the serving engine's
+# memory-utilization setting in serving (vLLM gpu_memory_utilization = 0.9 by default).
+RESERVE_FIXED = 2**30
+RESERVE_FRACTION_TRAIN = 0.05
+GPU_MEMORY_UTILIZATION = 0.90
+PREFILL_CHUNK = 8192  # tokens per prefill step in serving engines (vLLM's max_num_batched_tokens default)
+SAMPLED_SEQUENCES = 256  # sequences whose logits a step can hold (vLLM's max_num_seqs default)

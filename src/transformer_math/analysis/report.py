@@ -91,32 +91,55 @@ class Report:
         return render_explanation(self.quantities[key])
 
 
-def render_explanation(x: Quantity, indent: str = "") -> str:
+def render_explanation(x: Quantity, indent: str = "", quantities: Mapping[str, Quantity] | None = None) -> str:
     lines = [f"{indent}{x.key} = {x.value:,} {x.unit}   [{x.symbol}]" + (f"  ({x.note})" if x.note else ""),
              f"{indent}  {x.symbol} = {x.formula}", f"{indent}       = {x.substituted}"]
     if x.formula_id:
         lines.append(f"{indent}  source: {x.source}")
+    for name, key in x.refs.items():
+        unit = f" {quantities[key].unit}" if quantities and key in quantities else ""
+        lines.append(f"{indent}  where {name} = {key} = {x.inputs[name]:,}{unit} (explain {key} for its derivation)")
     for c in x.children:
-        lines.append(render_explanation(c, indent + "    "))
+        lines.append(render_explanation(c, indent + "    ", quantities))
     return "\n".join(lines)
 
 
+LINEAR_GROUPS = ("attention", "mlp", "experts", "shared_experts")
+
+
 def parse_weight_dtypes(text: str | Mapping[str, str] | None, spec: ModelSpec) -> dict[str, DType]:
-    """'auto' (checkpoint: bf16 + quantization_config), 'int4', or per group 'experts=int4,*=bf16'."""
+    """'auto' (checkpoint: bf16 + quantization_config); a single dtype ('int4'), which quantizes the linear layers
+    of the blocks (attention, MLP, experts) and keeps embeddings, LM head, norms and routers at 16 bits, as AWQ,
+    GPTQ, bitsandbytes and compressed-tensors do; or per group 'experts=int4,embedding=int8,*=bf16' ('*' is every
+    group not named)."""
     from transformer_math.analysis.params import GROUPS
 
     out: dict[str, DType] = {"*": parse_dtype("bf16")}
     if text is None or text == "auto":
         out.update((g, parse_dtype(d)) for g, d in spec.quantized)
         return out
-    items = text.items() if isinstance(text, Mapping) else (
-        (p.split("=", 1) if "=" in p else ("*", p)) for p in str(text).split(",") if p.strip())
+    items = list(text.items()) if isinstance(text, Mapping) else [
+        tuple(p.split("=", 1)) if "=" in p else ("", p) for p in str(text).split(",") if p.strip()]
     for group, d in items:
         group = group.strip()
+        if group == "":  # a bare dtype: the linear layers inside the blocks
+            dt = parse_dtype(d.strip(), field="weight_dtype")
+            out.update((g, dt) for g in LINEAR_GROUPS)
+            continue
         if group != "*" and group not in GROUPS:
             raise TmathError("weight_dtype", group, f"a tensor group: * or one of {', '.join(GROUPS)}")
         out[group] = parse_dtype(d.strip(), field=f"weight_dtype[{group}]")
     return out
+
+
+def describe_weight_dtypes(wd: Mapping[str, DType]) -> str:
+    """'attention, mlp, experts: int4; other groups: bf16' — what a --weight-dtype choice means, printed."""
+    by: dict[str, list[str]] = {}
+    for g, d in wd.items():
+        if g != "*":
+            by.setdefault(d.name, []).append(g)
+    parts = [f"{', '.join(gs)}: {name}" for name, gs in by.items()]
+    return "; ".join(parts + [f"{'other groups' if parts else 'every group'}: {wd['*'].name}"])
 
 
 def _positive(name: str, value: object, high: int) -> int:

@@ -31,11 +31,11 @@ def coefficients(s: ModelSpec) -> tuple[float, float]:
 
 def grid(s: ModelSpec, *, batch: Any, context: Any, kv: list[DType], tp: Any = (1,),
          weight_bytes: float | None = None) -> dict[str, Any]:
-    """KV-cache bytes, prefill FLOPs and per-GPU memory (bf16 weights/T_p + KV/T_p, KV heads replicated when
-    h_kv < T_p) on the grid batch × context × kv dtype × T_p."""
+    """KV-cache bytes, prefill FLOPs and per-GPU weights + KV (bf16 weights as T_p shards them, KV/T_p with KV heads
+    replicated when h_kv < T_p) on the grid batch × context × kv dtype × T_p."""
     import numpy as np
 
-    from transformer_math.analysis.params import params_breakdown
+    from transformer_math.analysis.sharding import Mesh, local_params
 
     B = np.asarray(batch, dtype=np.int64)[:, None, None, None]
     L = np.asarray(context, dtype=np.int64)[None, :, None, None]
@@ -48,8 +48,11 @@ def grid(s: ModelSpec, *, batch: Any, context: Any, kv: list[DType], tp: Any = (
     kv_bytes = np.ceil(B * tokens * width * b_kv)
     f_token, f_pair = coefficients(s)
     flops = (B * L * f_token + B * L * L * f_pair) * np.ones(b_kv.shape)
-    weights = 2 * params_breakdown(s).value if weight_bytes is None else weight_bytes
+    if weight_bytes is None:  # bf16 weights as tensor parallelism shards them (analysis/sharding.py)
+        weights = 2 * sum(local_params(s, Mesh(tp=T)).values())
+    else:
+        weights = weight_bytes / T
     replicate = 1 if s.mla else np.maximum(1, T // s.n_kv_heads)
-    per_gpu = weights / T + kv_bytes * replicate / (1 if s.mla else T)
+    per_gpu = weights + kv_bytes * replicate / (1 if s.mla else T)
     return {"batch": B, "context": L, "kv_dtype": [d.name for d in kv], "tp": T, "kv_cache_bytes": kv_bytes,
             "prefill_flops": flops, "memory_per_gpu_bytes": per_gpu}

@@ -95,6 +95,10 @@ class ModelSpec:
     quantized: tuple[tuple[str, str], ...] = ()  # (tensor group, dtype name) from quantization_config
     read_keys: tuple[str, ...] = field(default=(), compare=False)
     ignored_keys: tuple[str, ...] = field(default=(), compare=False)
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:  # computed once: plans key their caches on the spec (61 layers hash slowly)
+        return self._hash
 
     def __post_init__(self) -> None:
         for f in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "vocab_size", "max_context",
@@ -132,6 +136,7 @@ class ModelSpec:
             for f in ("kv_rank", "d_nope", "d_rope", "d_v"):
                 _check_int(f, getattr(self.mla, f), low=1, high=MAX_SIZE)
             _check_int("q_rank", self.mla.q_rank, low=0, high=MAX_SIZE)
+        object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self) if f.compare)))
 
     # Derived symbols (seed 000 §1, §6, §15).
     @property

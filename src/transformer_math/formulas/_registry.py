@@ -52,3 +52,18 @@ def _show(v: object) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
+
+
+def maximum(a, b):  # type: ignore[no-untyped-def]
+    """max(a, b) that also works elementwise on numpy arrays (the layout search passes arrays of layouts)."""
+    return (a + b + abs(a - b)) / 2
+
+
+def minimum(a, b):  # type: ignore[no-untyped-def]
+    """min(a, b), elementwise on arrays too."""
+    return (a + b - abs(a - b)) / 2
+
+
+def ceil(x):  # type: ignore[no-untyped-def]
+    """⌈x⌉ as an int (bytes are integers), elementwise on numpy arrays."""
+    return -(-x // 1) if hasattr(x, "shape") else -int(-x // 1)

@@ -10,8 +10,9 @@ def intensity(*, F: float, M_moved: float) -> float:
 
 
 @formula(id="roofline.time", symbol="t_op", unit="s",
-         expr="max(F / (η_compute·F_peak), M_moved / (η_bw·BW_HBM)) + t_launch",
-         source="seed 000 §15: Perf ≤ min(F_achieved, I·BW_achieved); t_launch: fixed cost of one kernel")
+         expr="max(F / (η_compute·F_peak), M_moved / (η_bw·BW_HBM)) + t_dq + t_launch",
+         source="seed 000 §15: Perf ≤ min(F_achieved, I·BW_achieved); t_dq: CUDA-core work to dequantize weight-only "
+                "formats in the load path; t_launch: fixed cost of the op's kernels")
 def op_time(*, F: float, η_compute: float, F_peak: float, M_moved: float, η_bw: float, BW_HBM: float,
-            t_launch: float) -> float:
-    return max(F / (η_compute * F_peak), M_moved / (η_bw * BW_HBM)) + t_launch
+            t_dq: float = 0.0, t_launch: float) -> float:
+    return max(F / (η_compute * F_peak), M_moved / (η_bw * BW_HBM)) + t_dq + t_launch

@@ -1,4 +1,4 @@
-"""FastAPI app: thin HTTP over analyze(), serve_data() and train_data(); no math here.
+"""FastAPI app: thin HTTP over analyze(), serve(), train(), search(); no math here.
 
 Every request's work is bounded (sizes capped by the request models, grids capped, bodies ≤ 1 MiB), bad input
 is a 4xx naming the field, and the page's plotting library is served from the installed plotly package.
@@ -6,8 +6,6 @@ is a 4xx naming the field, and the page's plotting library is served from the in
 
 from __future__ import annotations
 
-import argparse
-import math
 import os
 from typing import Any, Literal
 
@@ -17,6 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from transformer_math.errors import TmathError
+from transformer_math.units import json_ready
 
 from transformer_math.config.hardware import list_hardware
 from transformer_math.presets import list_presets
@@ -27,19 +26,6 @@ PresetName = Literal[tuple(list_presets())]  # type: ignore[valid-type]
 GpuId = Literal[tuple(list_hardware())]  # type: ignore[valid-type]
 MAX_BODY = 2**20
 Recompute = Literal["none", "selective", "full"]
-
-
-def _finite(x: Any) -> Any:
-    """JSON has no inf/NaN: such values become null."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_finite(v) for v in x]
-    if hasattr(x, "item") and not isinstance(x, str):  # numpy scalars
-        return _finite(x.item())
-    return x
 
 
 class ModelInput(BaseModel):
@@ -67,6 +53,7 @@ class AnalyzeRequest(ModelInput):
 class ServeRequest(ModelInput):
     gpu: GpuId = "h100-sxm"
     tp: int = Field(1, ge=1, le=64)
+    dp: int = Field(1, ge=1, le=4096)
     ep: int = Field(1, ge=1, le=256)
     batch: int = Field(1, ge=1, le=4096)
     prompt: int = Field(1024, ge=1, le=10**6)
@@ -77,6 +64,7 @@ class ServeRequest(ModelInput):
     draft: PresetName | None = None
     draft_k: int = Field(4, ge=1, le=16)
     acceptance: float = Field(0.7, ge=0, lt=1)
+    gpu_memory_utilization: float = Field(0.9, ge=0.05, le=1)
 
 
 class CurveRequest(ServeRequest):
@@ -97,8 +85,10 @@ class TrainRequest(ModelInput):
     micro_batch: int = Field(1, ge=1, le=1024)
     recompute: Recompute = "none"
     zero: Literal[0, 1, 2, 3] = 1
-    sequence_parallel: bool = True
+    sequence_parallel: bool | None = None
     interleave: int = Field(1, ge=1, le=64)
+    schedule: Literal["1f1b", "gpipe"] = "1f1b"
+    flash_attention: bool = True
     precision: Literal["bf16", "fp8"] = "bf16"
     optimizer: Literal["adamw", "adam8bit", "sgd", "adafactor"] = "adamw"
     finetune: Literal["full", "lora", "qlora"] = "full"
@@ -124,21 +114,26 @@ def _analyze(r: AnalyzeRequest) -> dict[str, Any]:
                                            activations=r.activations)).to_dict()
 
 
-def _serve(r: ServeRequest) -> dict[str, Any]:
-    from transformer_math.perf_cli import serve_data
+def _serve(r: ServeRequest, *, suggest: bool = True) -> dict[str, Any]:
+    from transformer_math.analysis.plans import serve
 
-    ns = argparse.Namespace(**{**r.model_dump(exclude={"contexts", "config"}), "model": r.source(), "plot": None})
-    out, s, hw, *_ = serve_data(ns)
+    res = serve(r.source(), r.gpu, **r.model_dump(exclude={"model", "config", "gpu", "contexts"}), suggest=suggest)
+    out = res.to_dict()
+    hw = res.hardware
     out["hardware"] = {"name": hw.name, "peak_bf16": hw.peak("bf16"), "bandwidth": hw.memory_bandwidth_bytes_per_s,
                        "memory_bytes": hw.memory_bytes}
     return out
 
 
 def _train(r: TrainRequest) -> dict[str, Any]:
-    from transformer_math.perf_cli import train_data
+    from transformer_math.analysis.plans import search, train
 
-    ns = argparse.Namespace(**{**r.model_dump(exclude={"config"}), "model": r.source()})
-    return train_data(ns)
+    kw = r.model_dump(exclude={"model", "config", "gpu", "search"})
+    if r.search:
+        layout = ("tp", "pp", "dp", "cp", "ep", "micro_batch", "recompute", "zero", "sequence_parallel", "interleave",
+                  "schedule")
+        return search(r.source(), r.gpu, **{k: v for k, v in kw.items() if k not in layout}).to_dict()
+    return train(r.source(), r.gpu, **kw).to_dict()
 
 
 def create_app() -> FastAPI:
@@ -166,7 +161,7 @@ def create_app() -> FastAPI:
         return JSONResponse({"detail": msg, "field": field}, status_code=422)
 
     def ok(data: Any) -> JSONResponse:
-        return JSONResponse(_finite(data))
+        return JSONResponse(json_ready(data))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> FileResponse:
@@ -236,7 +231,7 @@ def create_app() -> FastAPI:
         for c in r.contexts:
             if not 1 <= c <= 10**6:
                 raise TmathError("contexts", c, "integers from 1 to 10^6")
-            out = _serve(r.model_copy(update={"prompt": c, "gen": 1}))
+            out = _serve(r.model_copy(update={"prompt": c, "gen": 1}), suggest=False)
             points.append({"context": c, "memory_per_gpu_bytes": out["memory_per_gpu_bytes"], "ttft_s": out["ttft_s"],
                            "tpot_s": out["tpot_s"], "fits": out["fits"]})
         return ok(points)

@@ -100,7 +100,7 @@ function renderMemory(a, s) {
   Plotly.react("chart-memory", [
     bar("weights", q["memory.weights_bytes"].value, s.memory.weights),
     bar("KV cache", 0, s.memory.kv_cache),
-    bar("activations", q["memory.activations_bytes"].value, s.memory.activations),
+    bar("activations", q["memory.activations_bytes"].value, s.memory.workspace),
     bar("gradients + optimizer", q["memory.gradients_bytes"].value + q["memory.optimizer_bytes"].value, 0),
     bar("reserve", 0, s.memory.reserve)], {...layoutBase, barmode: "stack", yaxis: {title: "GiB"}}, cfg);
 }
@@ -132,31 +132,63 @@ function table(rows, head, cls = "") {
 }
 const withTitle = (text, title) => `<span class="num" title="${esc(title || "")}">${esc(text)}</span>`;
 
+// A plan's number: its value with the quantity's derivation on hover and on click (as the cards do).
+function planCell(plan, key, text) {
+  const q = plan.quantities[key];
+  if (!q) return esc(text);
+  return `<button type="button" class="q-inline" data-plan="${esc(key)}" title="${esc(explainText(q))}">${esc(text)}</button>`;
+}
+
+function bindPlan(boxId, plan) {
+  for (const b of $(boxId).querySelectorAll("button[data-plan]")) {
+    const q = plan.quantities[b.dataset.plan];
+    b.addEventListener("click", () => showExplain(b.dataset.plan, explainText(q), q.symbol));
+  }
+}
+
+function notFit(plan) {
+  const rows = [["fits", planCell(plan, "memory.over", `no — over by ${fmtBytes(plan.over_bytes)}`)],
+                ["memory per GPU", planCell(plan, "memory.per_gpu", `${fmtBytes(plan.memory_per_gpu_bytes)} of ${fmtBytes(plan.memory_bytes)}`)]];
+  for (const s of plan.suggestions) {
+    const vals = Object.entries(s).filter(([k]) => !["change", "command", "memory_per_gpu_bytes"].includes(k))
+      .map(([k, v]) => `${k} ${k.endsWith("_s") && !k.includes("per_s") ? fmt(v, "s") : k === "mfu" ? (100 * v).toFixed(1) + " %" : Math.round(v).toLocaleString()}`);
+    rows.push([`fits with ${esc(s.change)}`, withTitle(`${fmtBytes(s.memory_per_gpu_bytes)} per GPU · ${vals.join(" · ")}`, s.command)]);
+  }
+  return rows;
+}
+
 function renderServe(s) {
-  const e = s.explain;
-  $("serve").innerHTML = table([
-    ["fits", withTitle(s.fits ? "yes" : "no", e.memory_per_gpu_bytes)],
-    ["memory per GPU", withTitle(fmtBytes(s.memory_per_gpu_bytes), e.memory_per_gpu_bytes)],
-    ["TTFT (band)", withTitle(`${fmt(s.ttft_s, "s")} (${fmt(s.band.ttft_s[2], "s")} – ${fmt(s.band.ttft_s[0], "s")})`, e.ttft_s)],
-    ["TPOT (band)", withTitle(`${fmt(s.tpot_s, "s")} (${fmt(s.band.tpot_s[2], "s")} – ${fmt(s.band.tpot_s[0], "s")})`, e.tpot_s)],
-    ["tokens/s", withTitle(Math.round(s.tokens_per_s).toLocaleString(), e.tokens_per_s)],
-    ["max batch at this context", withTitle(String(s.max_batch), e.max_batch)],
-    ["max context at this batch", withTitle(s.max_context.toLocaleString(), "largest L whose KV cache still fits")],
-    ["φ_cache", withTitle(s.phi_cache.toFixed(3), e.phi_cache)],
-    ["decode turns compute bound at B ≈", withTitle(String(s.compute_bound_batch), "smallest batch whose MLP GEMMs are compute bound")]],
-    ["quantity", "value"], "kv");
+  const band = (k) => s.band ? ` (${fmt(s.band[k][2], "s")} – ${fmt(s.band[k][0], "s")})` : "";
+  const rows = s.fits ? [
+    ["fits", planCell(s, "memory.per_gpu", "yes")],
+    ["memory per GPU", planCell(s, "memory.per_gpu", fmtBytes(s.memory_per_gpu_bytes))],
+    ["TTFT (prefill of all B prompts, band)", planCell(s, "serve.ttft", fmt(s.ttft_s, "s") + band("ttft_s"))],
+    ["TPOT (band)", planCell(s, "serve.tpot", fmt(s.tpot_s, "s") + band("tpot_s"))],
+    ["tokens/s", planCell(s, "serve.tokens_per_s", Math.round(s.tokens_per_s).toLocaleString())]] : notFit(s);
+  rows.push(["max batch at this context", planCell(s, "serve.max_batch", String(s.max_batch))],
+            ["max context at this batch", planCell(s, "serve.max_context", s.max_context.toLocaleString())],
+            ["φ_cache", planCell(s, "serve.phi_cache", s.phi_cache.toFixed(3))],
+            ["weights", esc(s.weight_dtype_meaning)],
+            ["decode turns compute bound at B ≈", withTitle(String(s.compute_bound_batch), "smallest batch whose MLP GEMMs are compute bound")]);
+  $("serve").innerHTML = table(rows, ["quantity", "value"], "kv");
+  bindPlan("serve", s);
 }
 
 function renderTrain(t) {
-  const e = t.explain;
-  $("train").innerHTML = table([
-    ["fits", t.fits ? "yes" : "no"], ["memory per GPU", fmtBytes(t.memory_per_gpu_bytes)],
-    ["step time", withTitle(t.step_time_s.toFixed(3) + " s", e.step_time_s)],
-    ["TFLOP/s per GPU", withTitle(t.tflops_per_gpu.toFixed(1), e.mfu)],
-    ["MFU", withTitle((100 * t.mfu).toFixed(1) + " %", e.mfu)], ["HFU", withTitle((100 * t.hfu).toFixed(1) + " %", e.hfu)],
-    ["tokens/s", Math.round(t.tokens_per_s).toLocaleString()],
-    ["layout", esc(`TP ${t.layout.tp} · PP ${t.layout.pp} · DP ${t.layout.dp} · b ${t.layout.micro_batch}`)]],
-    ["quantity", "value"], "kv");
+  const L = t.layout;
+  const rows = t.fits ? [
+    ["fits", planCell(t, "memory.per_gpu", "yes")],
+    ["memory per GPU", planCell(t, "memory.per_gpu", fmtBytes(t.memory_per_gpu_bytes))],
+    ["step time", planCell(t, "train.step_time", t.step_time_s.toFixed(3) + " s")],
+    ["TFLOP/s per GPU", planCell(t, "train.model_flops", t.tflops_per_gpu.toFixed(1))],
+    ["MFU", planCell(t, "train.mfu", (100 * t.mfu).toFixed(1) + " %")],
+    ["HFU", planCell(t, "train.hfu", (100 * t.hfu).toFixed(1) + " %")],
+    ["tokens/s", planCell(t, "train.tokens_per_s", Math.round(t.tokens_per_s).toLocaleString())]] : notFit(t);
+  rows.push(["activations per GPU", planCell(t, "memory.activations", fmtBytes(t.memory.activations))],
+            ["layout", esc(`TP ${L.tp} · PP ${L.pp} · DP ${L.dp} · CP ${L.cp} · b ${L.micro_batch} · ZeRO-${L.zero}`)],
+            ["command", withTitle("tmath train …", t.command)]);
+  $("train").innerHTML = table(rows, ["quantity", "value"], "kv");
+  bindPlan("train", t);
 }
 
 function renderOps(a) {

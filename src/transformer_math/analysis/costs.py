@@ -1,0 +1,209 @@
+"""Roofline cost of every operation on one GPU: prefill, one decode step, or the forward of a training micro-batch.
+
+Each op of the per-op table gets the bytes it moves (weights, activations, KV reads and writes), its FLOPs as
+the kernel executes them (flash kernels skip masked blocks: causal pairs, windows), its bound and its time
+max(F/(η_compute·F_peak), bytes/(η_bw·BW_HBM)) + t_dequant + t_launch. Norms, residual adds, RoPE and
+activation functions are one memory-bound 'elementwise' row per layer. Serving and training share these rows;
+training multiplies each kind by its passes (backward, recompute).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from transformer_math.analysis import efficiency as k
+from transformer_math.analysis.efficiency import Efficiency
+from transformer_math.analysis.flops import cached_tokens, layer_ops
+from transformer_math.analysis.quantity import Quantity, q
+from transformer_math.config.hardware import HardwareSpec
+from transformer_math.config.spec import LayerSpec, ModelSpec
+from transformer_math.formulas import roofline as rf
+from transformer_math.units import DType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class OpCost:
+    """One op on one GPU (after sharding), repeated `count` times (layers); `kind` decides its training passes."""
+
+    layer: str
+    name: str
+    kind: str  # linear | attention | elementwise | kv_write | head | comm
+    count: int
+    flops: float
+    bytes: float
+    weight_bytes: float
+    kv_bytes: float
+    compute_s: float
+    memory_s: float
+    time_s: float
+    inputs: Mapping[str, Any] = field(default_factory=dict, compare=False)  # the roofline formula's inputs
+    shape: tuple[int, int, int] = field(default=(0, 0, 0), compare=False)  # linear ops: (tokens, d_in, d_out)
+
+    @property
+    def intensity(self) -> float | None:
+        return self.flops / self.bytes if self.bytes and self.flops else None
+
+    @property
+    def bound(self) -> str:
+        if self.kind == "comm":
+            return "network"
+        return "compute" if self.compute_s >= self.memory_s else "memory"
+
+    def quantity(self) -> Quantity:
+        """This op's time as an explained quantity (count × the roofline formula, or a collective's time)."""
+        key = f"{self.layer} {self.name}"
+        if self.kind == "comm":
+            return Quantity(key=key, value=self.count * self.time_s, unit="s", symbol="t_comm", formula_id=None,
+                            note=str(self.inputs.get("formula", "")))
+        return q(key, rf.op_time, count=self.count, **self.inputs)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Sharding:
+    """How one GPU's share of a step is cut: tensor, context and expert parallelism, and sequence parallelism.
+
+    expert_shards: GPUs the routed experts' weights are spread over (T_p without EP; E_p·T_e with it);
+    expert_tokens: tokens routed in the expert group per step (for the experts a batch touches).
+    """
+
+    tp: int = 1
+    cp: int = 1
+    sp: bool = False
+    expert_shards: int = 1
+    expert_group_tokens: int = 0  # 0: this GPU's tokens
+
+
+def _roofline(hw: HardwareSpec, eff: Efficiency, *, layer: str, name: str, kind: str, count: int, F: float,
+              eta: float, peak: float, moved: float, weights: float = 0.0, kv_bytes: float = 0.0,
+              t_dq: float = 0.0, kernels: int = 1, shape: tuple[int, int, int] = (0, 0, 0)) -> OpCost:
+    inputs = dict(F=F, η_compute=eta, F_peak=peak, M_moved=moved, η_bw=eff.bw,
+                  BW_HBM=hw.memory_bandwidth_bytes_per_s, t_dq=t_dq, t_launch=kernels * eff.launch_s)
+    compute = F / (eta * peak) if F else 0.0
+    memory = moved / (eff.bw * hw.memory_bandwidth_bytes_per_s)
+    return OpCost(layer, name, kind, count, F, moved, weights, kv_bytes, compute, memory, rf.op_time(**inputs),
+                  inputs, shape)
+
+
+def experts_touched(E: int, e: int, tokens: float) -> float:
+    """Expected distinct experts a batch of tokens routes to (uniform routing): E·(1 - (1 - e/E)^tokens)."""
+    return E * (1 - (1 - e / E) ** tokens)
+
+
+def _dtype_group(name: str) -> str:
+    if name.startswith("moe.experts"):
+        return "experts"
+    if name.startswith("moe.shared"):
+        return "shared_experts"
+    if name.startswith("moe.router"):
+        return "router"
+    return name.split(".", 1)[0]
+
+
+def elementwise_bytes(s: ModelSpec, layer: LayerSpec, *, N: int, tp: int, sp: bool, b_a: int = 2) -> float:
+    """Bytes the fused norm / residual / RoPE / activation kernels move for N tokens of one layer.
+
+    N·b_a·(12·d + 3·d_ff/T_p): the d-wide part is replicated on tensor-parallel ranks unless sequence parallelism
+    splits it (÷T_p); the activation runs on each rank's d_ff/T_p columns. One definition for serving and training.
+    """
+    m = s.moe
+    d_ff = layer.d_ff if layer.mlp == "dense" else m.experts_per_token * m.d_moe + m.shared_width  # type: ignore[union-attr]
+    return N * b_a * (k.ELEMENTWISE_D * s.d_model / (tp if sp else 1) + k.ELEMENTWISE_FF * d_ff / tp)
+
+
+def layer_costs(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: Efficiency, *, B: int, T: int,
+                L: int = 0, decode: bool = False, shard: Sharding = Sharding(), wd: Mapping[str, DType],
+                kv: DType, linear_peak: str | None = None, flash: bool = True, b_a: int = 2) -> list[OpCost]:
+    """Costs of one layer kind's ops on one GPU.
+
+    Prefill / training: B sequences of T tokens on this GPU (T = s/C_p under context parallelism: the GPU's
+    ring-attention share is (s/C_p)·s query–key pairs, the causal half of them executed). Decode: one token
+    per sequence over L cached ones. linear_peak: the dtype the linear layers run at (fp8 training).
+    """
+    tp, cp = shard.tp, shard.cp
+    N = B * T
+    out = []
+    keys = cached_tokens(layer, L) + 1 if decode else T * cp
+    linear_ops = layer_ops(s, layer, B=B, T=T, L=L, decode=decode)
+    attention_ops = linear_ops if decode else layer_ops(s, layer, B=B, T=T * cp, attention="causal" if flash else "dense")
+    bf16 = hw.peak("bf16")
+    for op in linear_ops:
+        x = op.flops.inputs
+        if op.name.startswith(("attention.scores", "attention.values")):
+            continue
+        d_in, d_out, tokens = x["d_in"], x["d_out"], x["N_tok"]
+        dt = wd.get(_dtype_group(op.name), wd["*"])
+        per = float(d_in * d_out * dt.bytes_per_element)
+        F = op.flops.value / tp
+        if op.name.startswith("moe.experts") and s.moe:
+            group_tokens = shard.expert_group_tokens or N
+            touched = experts_touched(s.moe.n_experts, s.moe.experts_per_token, group_tokens)
+            weights = per * touched / shard.expert_shards
+        else:
+            weights = per / tp
+        moved = weights + tokens * (d_in + d_out) * b_a / tp
+        peak = hw.peak(linear_peak or ("fp8" if dt.name.startswith("fp8") else "bf16"))
+        t_dq = 0.0
+        if dt.name.split("-")[0] in k.WEIGHT_ONLY:  # dequantizing in the load path adds CUDA-core work
+            t_dq = weights / float(dt.bytes_per_element) * eff.dequant_ops / hw.peak("fp32")
+        out.append(_roofline(hw, eff, layer=layer.kind, name=op.name, kind="linear", count=n, F=F,
+                             eta=eff.gemm_efficiency(max(d_out / tp, 1), d_in), peak=peak, moved=moved,
+                             weights=weights, t_dq=t_dq, shape=(tokens, d_in, d_out)))
+    out += _attention(s, layer, n, hw, eff, ops=attention_ops, B=B, N=N, keys=keys, decode=decode, tp=tp, cp=cp,
+                      kv=kv, flash=flash, b_a=b_a, bf16=bf16)
+    out.append(_roofline(hw, eff, layer=layer.kind, name="elementwise", kind="elementwise", count=n, F=0.0, eta=1.0,
+                         peak=bf16, moved=elementwise_bytes(s, layer, N=N, tp=tp, sp=shard.sp, b_a=b_a),
+                         kernels=k.ELEMENTWISE_KERNELS))
+    if decode:  # the new token's K and V written into the cache
+        width = (s.mla.kv_rank + s.mla.d_rope) if s.mla else 2 * s.kv_dim
+        w = float(B * width * kv.bytes_per_element) / (1 if s.mla else tp)
+        out.append(_roofline(hw, eff, layer=layer.kind, name="kv_write", kind="kv_write", count=n, F=0.0, eta=1.0,
+                             peak=bf16, moved=w, kv_bytes=w, kernels=0))
+    return out
+
+
+def _attention(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: Efficiency, *, ops: list[Any], B: int,
+               N: int, keys: int, decode: bool, tp: int, cp: int, kv: DType, flash: bool, b_a: int,
+               bf16: float) -> list[OpCost]:
+    """QK^T and PV as one attention kernel: flash (fused, η_attention) or unfused (batched GEMMs + score passes)."""
+    F = sum(op.flops.value for op in ops if op.name.startswith(("attention.scores", "attention.values"))) / tp / cp
+    kv_bytes = 0.0
+    if decode:
+        width = (s.mla.kv_rank + s.mla.d_rope) if s.mla else s.kv_dim
+        kv_bytes = float(B * keys * width * kv.bytes_per_element) / (1 if s.mla else tp)
+        moved = kv_bytes + 2 * B * s.n_heads * s.head_dim * b_a / tp
+    else:  # a fused kernel reads Q, K and V and writes O once
+        moved = N * (2 * s.n_heads + 2 * s.n_kv_heads) * s.head_dim * b_a / tp
+    if flash or decode:  # decode kernels split the cache and reduce the parts: two launches (flash-decoding)
+        return [_roofline(hw, eff, layer=layer.kind, name="attention.core", kind="attention", count=n, F=F,
+                          eta=eff.attention, peak=bf16, moved=moved, kv_bytes=kv_bytes, kernels=2 if decode else 1)]
+    # Unfused (Megatron-LM 2021): the b·h·s² scores are materialized and streamed through memory between kernels
+    scores = k.SCORE_PASSES * B * s.n_heads / tp * keys * (N // B) * b_a / 2
+    return [_roofline(hw, eff, layer=layer.kind, name="attention.core", kind="attention", count=n, F=F, eta=eff.gemm,
+                      peak=bf16, moved=0.0),
+            _roofline(hw, eff, layer=layer.kind, name="attention.score_passes", kind="attention", count=n, F=0.0,
+                      eta=1.0, peak=bf16, moved=scores, kernels=0)]
+
+
+def head_cost(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, *, N: int, tp: int, wd: Mapping[str, DType],
+              shard_lm_head: bool = True, linear_peak: str | None = None) -> OpCost:
+    """The LM head over N positions: vocab-parallel over T_p (vLLM, Megatron), or whole on every rank (gpt-fast)."""
+    dt = wd.get("lm_head", wd["*"])
+    t_head = tp if shard_lm_head else 1
+    per = float(s.d_model * s.vocab_size * dt.bytes_per_element) / t_head
+    F = 2 * N * s.d_model * s.vocab_size / t_head
+    moved = per + N * (s.d_model + s.vocab_size / t_head) * 2
+    t_dq = per / float(dt.bytes_per_element) * eff.dequant_ops / hw.peak("fp32") if (
+        dt.name.split("-")[0] in k.WEIGHT_ONLY) else 0.0
+    return _roofline(hw, eff, layer="head", name="lm_head", kind="head", count=1, F=F,
+                     eta=eff.gemm_efficiency(s.vocab_size / t_head, s.d_model),
+                     peak=hw.peak(linear_peak or ("fp8" if dt.name.startswith("fp8") else "bf16")), moved=moved,
+                     weights=per, t_dq=t_dq, shape=(N, s.d_model, s.vocab_size))
+
+
+def total_time(costs: list[OpCost]) -> float:
+    return sum(c.count * c.time_s for c in costs)
