@@ -55,11 +55,13 @@ class OpCost:
         return "compute" if self.compute_s >= self.memory_s else "memory"
 
     def quantity(self) -> Quantity:
-        """This op's time as an explained quantity (count × the roofline formula, or a collective's time)."""
+        """This op's time as an explained quantity: count × the roofline formula, or count × one collective."""
         key = f"{self.layer} {self.name}"
         if self.kind == "comm":
-            return Quantity(key=key, value=self.count * self.time_s, unit="s", symbol="t_comm", formula_id=None,
-                            note=str(self.inputs.get("formula", "")))
+            from transformer_math.formulas.plan import collectives_time
+
+            return q(key, collectives_time, note=str(self.inputs.get("formula", "")), n_coll=self.count,
+                     t_1=self.time_s)
         return q(key, rf.op_time, count=self.count, **self.inputs)
 
 

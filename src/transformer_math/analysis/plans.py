@@ -29,7 +29,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-ModelRef = "str | os.PathLike[str] | Mapping[str, Any] | ModelSpec"
 MFU_CONVENTION = ("MFU = model FLOPs / (t_step·n_GPU·F_peak,bf16); model FLOPs = the step's required work: 3× the "
                   "forward (routed experts only, attention over unmasked pairs), no recomputation. HFU adds what is "
                   "recomputed. mfu_palm uses PaLM's 6·P_active + 12·N_L·h_q·d_h·s per token (every query–key pair), "

@@ -173,13 +173,13 @@ def _step(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, L: ServeLayout, w: Se
         ring = comm.all_reduce_ring(n=L.tp, α=alpha, S=size, BW=link)
         tree = comm.all_reduce_tree(n=L.tp, α=alpha, S=size, BW=link)
         ops.append(OpCost("comm", "tp.all_reduce ×2/layer", "comm", 2 * model.n_layers, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-                          min(ring, tree), {"formula": f"min(ring, tree) all-reduce of S = {size:,} bytes over "
-                                                       f"T_p = {L.tp}"}))
+                          min(ring, tree), {"formula": f"t_1 = min(ring {ring:.3g} s, tree {tree:.3g} s): all-reduce "
+                                                       f"of S = {size:,} bytes over T_p = {L.tp} (comm.all_reduce.*)"}))
     if ep > 1 and model.moe:  # dispatch and combine of the e routed copies per MoE layer
         size = N * model.moe.experts_per_token * model.d_model * 2
         t = comm.all_to_all(n=ep, α=alpha, S=size, BW=link)
         ops.append(OpCost("comm", "ep.all_to_all ×2/moe layer", "comm", 2 * model.n_moe_layers, 0.0, 0.0, 0.0, 0.0, 0.0,
-                          0.0, t, {"formula": f"all-to-all of S = {size:,} bytes over E_p = {ep}"}))
+                          0.0, t, {"formula": f"t_1: all-to-all of S = {size:,} bytes over E_p = {ep} (comm.all_to_all)"}))
     return ops
 
 

@@ -522,16 +522,6 @@ def _layout_values(s: ModelSpec, w: Workload, *, tp: Any, pp: Any, dp: Any, cp: 
                 sp=sp, sp_div=tp ** sp)
 
 
-def _tp_collectives(st: Stage, *, tp: int, full: bool, first: bool) -> int:
-    """Collectives of T_p ranks per micro-batch on a stage (all-reduces, or all-gather + reduce-scatter pairs under
-    sequence parallelism, the same volume): per layer 2 in the forward (attention and MLP outputs), 2 in the
-    backward (their inputs' gradients), 2 more when the forward is recomputed; 1 + 1 for the vocab-parallel
-    embedding on the first stage."""
-    if tp == 1:
-        return 0
-    return st.n_layers * (4 + 2 * full) + 2 * first
-
-
 @lru_cache(maxsize=64)
 def _model_flops(s: ModelSpec, w: Workload) -> dict[str, Any]:
     """Model-level inputs of MFU: forward FLOPs of the global batch (causal: what the model requires) split into
@@ -570,7 +560,7 @@ def _role(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, w: Workload, L: Layou
     i = role_stage(role, L.pp)
     st = stage(s, hw, eff, w, tp=L.tp, cp=L.cp, sp=L.sequence_parallel, ep=L.ep, b=L.micro_batch, pp=L.pp, i=i,
                recompute=L.recompute)
-    c = _stage_values(st, tp=L.tp, full=L.recompute == "full", first=i == 0)
+    c = _stage_values(st)
     c.update(_params(s, x, L.pp, i), i=i, **_model_flops(s, w))
     lora = _lora_on_stage(s, w, L.pp, i)
     c.update(P_lora_gpu=lora / L.tp, P_opt=sum(c["P_o"].values()) if w.finetune.mode == "full" else lora / L.tp)
@@ -582,12 +572,10 @@ def _role(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, w: Workload, L: Layou
     return c
 
 
-def _stage_values(st: Stage, *, tp: int, full: bool, first: bool) -> dict[str, Any]:
+def _stage_values(st: Stage) -> dict[str, Any]:
     return dict(t_lin=st.time("linear") + st.time("head"), t_att=st.time("attention"), t_elem=st.time("elementwise"),
                 t_aux=sum(a.count * a.time_s for a in st.aux), n_layers=st.n_layers, n_moe=st.n_moe,
-                n_norms=st.n_norms,
-                act_rep=st.act_rep, act_split=st.act_split, act_work=st.act_work,
-                n_tp=_tp_collectives(st, tp=tp, full=full, first=first))
+                n_norms=st.n_norms, act_rep=st.act_rep, act_split=st.act_split, act_work=st.act_work)
 
 
 def _ops_total(key: str, ops: list[OpCost]) -> Callable[[], Quantity]:
@@ -682,7 +670,7 @@ def evaluate(s: ModelSpec, hw: HardwareSpec, w: Workload, *, tp: Any, pp: Any, d
             st = build_stage(s, hw, eff, w, tp=tp_, cp=cp_, sp=bool(sp_), ep=ep_, b=mb_, pp=pp_, i=i,
                              recompute=RECOMPUTE[rec_], kind_ops=kind_ops(mb_))
             lora = _lora_on_stage(s, w, pp_, i)
-            stages.append({**_stage_values(st, tp=tp_, full=rec_ == 2, first=i == 0), "i": i, "lora": lora / tp_})
+            stages.append({**_stage_values(st), "i": i, "lora": lora / tp_})
         c: dict[str, Any] = {name: np.array([u[name] for u in stages])[inverse] for name in stages[0]}
         c["P_lora_gpu"] = c.pop("lora")
         groups: dict[str, dict[str, Any]] = {"P_w": {}, "P_g": {}, "P_o": {}}

@@ -33,9 +33,9 @@ def recompute_time(*, full: bool, sel: bool, t_lin: float, t_att: float, t_elem:
     return full * (t_lin + t_att + t_elem) + sel * t_att
 
 
-@formula(id="train.collectives_time", symbol="t_coll", unit="s", expr="n_coll·t_1",
-         source="n_coll collectives of one kind per micro-batch on the stage (counted by execution under "
-                "CommDebugMode, tests/test_execution_comm.py), each taking t_1 (ring/tree models of comm.*)")
+@formula(id="comm.repeated", symbol="t_coll", unit="s", expr="n_coll·t_1",
+         source="n_coll collectives of one kind and size (for training: counted per micro-batch or step as torch "
+                "issues them, tests/test_execution_comm.py), each taking t_1 (the ring/tree models of comm.*)")
 def collectives_time(*, n_coll: float, t_1: float) -> float:
     return n_coll * t_1
 
