@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import transformer_math as tm
 from transformer_math.cli import main
 
@@ -60,3 +62,35 @@ def test_context_beyond_l_max_warns(capsys):
     assert main(["analyze", "gpt2", "--context", "2048"]) == 0
     assert "exceeds the model's L_max = 1024" in capsys.readouterr().out
     assert tm.analyze("gpt2", context=1024).warnings == ()
+
+
+def test_explain_plan_numbers(capsys):
+    """`tmath explain MODEL train.mfu …` is the training plan's derivation; it points to what MFU is made of."""
+    argv = ["llama-3.1-8b", "--gpu", "h100-sxm", "--gpus", "8", "--global-batch", "64"]
+    assert main(["explain", argv[0], "train.mfu", *argv[1:]]) == 0
+    text = capsys.readouterr().out
+    assert "MFU = F / (t_step·n_GPU·F_peak)" in text and "where t_step = train.step_time" in text
+    assert main(["train", *argv, "--explain", "train.step_time"]) == 0
+    assert "t_step = m·t_mb + t_bubble + t_DP + t_opt" in capsys.readouterr().out
+    assert main(["explain", "llama-3.1-8b", "serve.memory.kv_cache", "--gpu", "h100-sxm", "--batch", "8"]) == 0
+    assert "M_KV = ⌈B·M_KV_seq·r_kv / k_kv⌉" in capsys.readouterr().out
+    assert main(["explain", "llama-3.1-8b", "serve.nothing", "--gpu", "h100-sxm"]) == 2
+    assert "serve.tpot" in capsys.readouterr().err
+
+
+def test_plan_json_is_strict_and_pipe_closed_is_quiet():
+    for argv in (["serve", "gemma-3-4b", "--gpu", "l4", "--tp", "2", "--json"],
+                 ["train", "qwen3-30b-a3b", "--gpu", "h100-sxm", "--gpus", "16", "--ep", "8", "--global-batch", "32",
+                  "--json"]):
+        out = subprocess.run([sys.executable, "-m", "transformer_math.cli", *argv], capture_output=True, text=True)
+        json.loads(out.stdout, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    p = subprocess.run(f"{sys.executable} -m transformer_math.cli serve llama-3.1-8b --gpu h100-sxm | head -1",
+                       shell=True, capture_output=True, text=True)
+    assert p.returncode == 0 and p.stderr == "" and p.stdout.startswith("llama-3.1-8b")
+
+
+def test_web_app_calls_the_api_not_the_cli():
+    code = "import sys, transformer_math.web.app; print('transformer_math.perf_cli' in sys.modules, 'argparse' in " \
+           "vars(transformer_math.web.app))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False False"

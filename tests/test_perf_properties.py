@@ -69,7 +69,7 @@ def layouts(draw, names=st.sampled_from(PRESETS)):
     ep = draw(st.sampled_from([e for e in (1, 2, 4, 8) if s.moe is None and e == 1 or (
         s.moe and s.moe.n_experts % e == 0 and (dp * cp) % e == 0)] or [1]))
     v = draw(st.sampled_from([1, 2])) if pp > 1 else 1
-    seq = draw(st.sampled_from([512, 2048, 8192, 32768])) * cp // cp
+    seq = draw(st.sampled_from([512, 2048, 8192, 32768]))  # tokens per context-parallel rank
     m = draw(st.sampled_from([1, 2, 4, 8, 16]))
     lay = Layout(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, micro_batch=mb, recompute=draw(st.sampled_from(RECOMPUTE)),
                  zero=draw(st.sampled_from([0, 1, 2, 3])), sequence_parallel=draw(st.booleans()), interleave=v,
