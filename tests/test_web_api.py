@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from transformer_math.web.app import MAX_BODY, app  # noqa: E402
 
-client = TestClient(app)
+client = TestClient(app, base_url="http://localhost")  # the Host the app answers (not "testserver")
 
 
 def cli_json(argv, capsys):

@@ -111,8 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("--price", type=float, default=2.0, help="$ per GPU-hour")
     ch.add_argument("--json", action="store_true", help="machine-readable output")
     wb = sub.add_parser("web", help="start the local web app (needs the [web] extra)")
-    wb.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
-    wb.add_argument("--port", type=int, default=8000)
+    wb.add_argument("--host", default="127.0.0.1",
+                    help="bind address (default 127.0.0.1: this machine only; others are warned about)")
+    wb.add_argument("--port", type=int, default=8000, help="TCP port, 1 to 65535")
     sw = sub.add_parser("sweep", help="grid of memory/FLOPs over batch × context (× dtype), CSV and plot")
     sw.add_argument("model")
     sw.add_argument("--batch", default="1,2,4,8,16,32,64")
@@ -166,15 +167,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(render_table("markdown" if args.markdown else "text"))
         return 0
     if args.command == "web":
-        try:
-            import uvicorn
+        from transformer_math.web.hosts import check_bind
 
-            from transformer_math.web.app import app
+        check_bind(args.host, args.port)  # a bad address is a one-line error even without the [web] extra
+        try:
+            from transformer_math.web import server
         except ImportError:
             raise TmathError("web", "fastapi/uvicorn", "installed: pip install 'transformer-math[web]'") from None
-        print(f"transformer-math web app: http://{args.host}:{args.port}/", flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-        return 0
+        return server.serve(args.host, args.port)
     if args.command in ("hardware", "serve", "train", "chinchilla", "sweep"):
         from transformer_math import perf_cli
 
@@ -198,6 +198,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # an ASCII terminal shows '\u00b7' for '·' rather than failing
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         return run(argv)
     except TmathError as e:

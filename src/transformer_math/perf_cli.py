@@ -264,6 +264,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
             raise TmathError(name, text, "comma-separated integers") from None
         for v in vals:
             _positive(name, v, 10**9)
+        if not vals:
+            raise TmathError(name, text, "at least one integer, comma-separated")
         return vals
 
     s = load_model(a.model)

@@ -79,6 +79,8 @@ def parse_dtype(text: object, *, field: str = "dtype") -> DType:
     m = _PATTERN.match(name)
     if not m or not (m.group(2) or m.group(3)):
         raise TmathError(field, text, DTYPE_HELP)
+    if m.group(3) and m.group(1) not in ("int4", "int8"):
+        raise TmathError(field, text, "zero-points (-zp) only with integer formats: int4-zp, int8-g128-zp")
     base = _BASE[m.group(1)]
     group = int(m.group(2)) if m.group(2) else (base.group_size or 128)
     if not 1 <= group <= 2**20:

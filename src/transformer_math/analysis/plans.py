@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -29,6 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+SUGGESTION_SEARCH_S = 2.0  # layout searches that look for a plan that fits, all together
 MFU_CONVENTION = ("MFU = model FLOPs / (t_step·n_GPU·F_peak,bf16); model FLOPs = the step's required work: 3× the "
                   "forward (routed experts only, attention over unmasked pairs), no recomputation. HFU adds what is "
                   "recomputed. mfu_palm uses PaLM's 6·P_active + 12·N_L·h_q·d_h·s per token (every query–key pair), "
@@ -128,6 +130,9 @@ def serve(model: Any, gpu: Any, *, tp: int = 1, dp: int = 1, ep: int = 1, batch:
     per replica with `prompt` + `gen` tokens. See analysis/serving.py."""
     s, ref = _model(model)
     hw = load_hardware(gpu)
+    _check_count("draft_k", draft_k, 1, 64, integer=True)
+    if isinstance(acceptance, bool) or not isinstance(acceptance, int | float) or not 0 <= acceptance < 1:
+        raise TmathError("acceptance", acceptance, "a probability in [0, 1)")
     spec = Speculative(draft=load_model(draft), k=draft_k, acceptance=acceptance) if draft is not None else None
     w = ServeWorkload(batch=batch, prompt=prompt, gen=gen, weights=parse_weight_dtypes(weight_dtype, s),
                       kv=parse_dtype(kv_dtype, field="kv_dtype"), block=block, speculative=spec,
@@ -277,6 +282,7 @@ def train_command(ref: str, gpu: str, L: Layout, w: Workload, *, tokens: float =
 
 def _workload(s: ModelSpec, *, global_batch: int, seq: int, precision: str, optimizer: str, finetune: str,
               lora_rank: int, lora_targets: str | tuple[str, ...], flash_attention: bool) -> Workload:
+    _check_count("lora_rank", lora_rank, 1, 65536, integer=True)
     targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip()) if isinstance(lora_targets, str) else (
         tuple(lora_targets))
     return Workload(global_batch=global_batch, seq=seq, precision=precision, optimizer=optimizer,
@@ -316,11 +322,12 @@ def train(model: Any, gpu: Any, *, global_batch: int, seq: int = 4096, gpus: int
     return replace(result, suggestions=tuple(_train_suggestions(s, ref, hw, L, w, efficiency, tokens, price)))
 
 
-def _check_count(name: str, v: Any, low: float, high: float) -> None:
+def _check_count(name: str, v: Any, low: float, high: float, *, integer: bool = False) -> None:
     import math
 
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or not low <= v <= high:
-        raise TmathError(name, v, f"a number from {low:g} to {high:g}")
+    kinds = int if integer else int | float
+    if isinstance(v, bool) or not isinstance(v, kinds) or not math.isfinite(v) or not low <= v <= high:
+        raise TmathError(name, v, f"{'an integer' if integer else 'a number'} from {low:g} to {high:g}")
 
 
 def _train_suggestions(s: ModelSpec, ref: str, hw: HardwareSpec, L: Layout, w: Workload, eff: Efficiency,
@@ -361,9 +368,16 @@ def _train_suggestions(s: ModelSpec, ref: str, hw: HardwareSpec, L: Layout, w: W
                                   values={"step_time_s": p["train.step_time"], "mfu": p["train.mfu"],
                                           "tokens_per_s": p["train.tokens_per_s"]}))
     out = sorted(out, key=lambda x: x.values["step_time_s"])[:6]
+    deadline = time.perf_counter() + SUGGESTION_SEARCH_S
     if len(out) < 3:  # no single change is enough: the fastest layouts that fit, on these GPUs or on more
         for n in (L.gpus, 2 * L.gpus, 4 * L.gpus, 8 * L.gpus, 16 * L.gpus):
-            rows, _, _ = search_layouts(s, hw, w, gpus=n, eff=eff, top=3 - len(out))
+            left = deadline - time.perf_counter()
+            if left <= 0 or n > 65536:
+                break
+            try:
+                rows, _, _ = search_layouts(s, hw, w, gpus=n, eff=eff, top=3 - len(out), time_limit_s=left)
+            except TmathError:  # out of time: the suggestions so far
+                break
             for r in rows:
                 out.append(Suggestion(change=f"layout search on {n} GPUs", command=train_command(
                     ref, hw.id, r.layout, w, tokens=tokens, price=price),
@@ -394,15 +408,19 @@ def search(model: Any, gpu: Any, *, gpus: int, global_batch: int, seq: int = 409
            optimizer: str = "adamw", finetune: str = "full", lora_rank: int = 16,
            lora_targets: str | tuple[str, ...] = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
            flash_attention: bool = True, tokens: float = 0.0, price: float = 2.0, top: int = 10,
-           efficiency: Efficiency = MID) -> SearchResult:
+           time_limit_s: float = 60.0, efficiency: Efficiency = MID) -> SearchResult:
     """The fastest layouts of `gpus` GPUs that fit, each with the `tmath train` command that reproduces it."""
     s, ref = _model(model)
     hw = load_hardware(gpu)
-    _check_count("gpus", gpus, 1, 65536)
+    _check_count("gpus", gpus, 1, 65536, integer=True)
     w = _workload(s, global_batch=global_batch, seq=seq, precision=precision, optimizer=optimizer, finetune=finetune,
                   lora_rank=lora_rank, lora_targets=lora_targets, flash_attention=flash_attention)
     validate(s, Layout(), replace(w, global_batch=w.global_batch))
-    found, n, dt = search_layouts(s, hw, w, gpus=gpus, eff=efficiency, top=top)
+    _check_count("top", top, 1, 1000, integer=True)
+    _check_count("time_limit_s", time_limit_s, 0.001, 3600)
+    _check_count("tokens", tokens, 0, 1e18)
+    _check_count("price", price, 0, 1e6)
+    found, n, dt = search_layouts(s, hw, w, gpus=gpus, eff=efficiency, top=int(top), time_limit_s=time_limit_s)
     rows = []
     for r in found:
         v = r.values

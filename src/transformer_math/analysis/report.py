@@ -119,13 +119,13 @@ def parse_weight_dtypes(text: str | Mapping[str, str] | None, spec: ModelSpec) -
         out.update((g, parse_dtype(d)) for g, d in spec.quantized)
         return out
     items = list(text.items()) if isinstance(text, Mapping) else [
-        tuple(p.split("=", 1)) if "=" in p else ("", p) for p in str(text).split(",") if p.strip()]
+        tuple(p.split("=", 1)) if "=" in p else (None, p) for p in str(text).split(",") if p.strip()]
     for group, d in items:
-        group = group.strip()
-        if group == "":  # a bare dtype: the linear layers inside the blocks
+        if group is None:  # a bare dtype: the linear layers inside the blocks
             dt = parse_dtype(d.strip(), field="weight_dtype")
             out.update((g, dt) for g in LINEAR_GROUPS)
             continue
+        group = group.strip()
         if group != "*" and group not in GROUPS:
             raise TmathError("weight_dtype", group, f"a tensor group: * or one of {', '.join(GROUPS)}")
         out[group] = parse_dtype(d.strip(), field=f"weight_dtype[{group}]")

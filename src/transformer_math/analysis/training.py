@@ -16,6 +16,7 @@ distinct (micro-batch, tokens, T_p, …) and spread over the arrays.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -636,7 +637,8 @@ def plan_training(s: ModelSpec, hw: HardwareSpec, layout: Layout, w: Workload, *
 
 
 def evaluate(s: ModelSpec, hw: HardwareSpec, w: Workload, *, tp: Any, pp: Any, dp: Any, cp: Any, ep: Any, mb: Any,
-             rec: Any, zero: Any, sp: Any, v: Any, gpipe: Any, eff: Efficiency = MID) -> dict[str, Any]:
+             rec: Any, zero: Any, sp: Any, v: Any, gpipe: Any, eff: Efficiency = MID,
+             deadline: float | None = None) -> dict[str, Any]:
     """The same composition on numpy arrays of layouts (broadcast together): every value of plan_training for each.
 
     Terms that need per-op tables are computed once per distinct (T_p, C_p, SP, E_p, b, P_p, stage, recompute) and
@@ -666,6 +668,9 @@ def evaluate(s: ModelSpec, hw: HardwareSpec, w: Workload, *, tp: Any, pp: Any, d
     for role in ROLES:
         stages = []
         for tp_, cp_, sp_, ep_, mb_, pp_, rec_ in keys.tolist():
+            if deadline is not None and time.perf_counter() > deadline:
+                raise TmathError("search", f"{len(keys):,} layout shapes", "a search that ends within its time limit: "
+                                 "fix some choices (--tp, --pp) or search fewer GPUs")
             i = role_stage(role, pp_)
             st = build_stage(s, hw, eff, w, tp=tp_, cp=cp_, sp=bool(sp_), ep=ep_, b=mb_, pp=pp_, i=i,
                              recompute=RECOMPUTE[rec_], kind_ops=kind_ops(mb_))
@@ -707,21 +712,23 @@ class SearchRow:
     values: dict[str, float]
 
 
+MAX_LAYOUTS = 300_000  # a search's grid; more is a typo in --gpus or a model no layout search needs
+
+
 def search_layouts(s: ModelSpec, hw: HardwareSpec, w: Workload, *, gpus: int, eff: Efficiency = MID,
-                   top: int = 10) -> tuple[list[SearchRow], int, float]:
+                   top: int = 10, time_limit_s: float = 60.0) -> tuple[list[SearchRow], int, float]:
     """Every TP × PP × DP (ZeRO 1–3) × CP × EP × micro-batch × recompute × interleave × SP layout of `gpus` GPUs,
     evaluated at once on arrays; the `top` fastest that fit, without equivalent rows (a layout whose step time
     equals another's that differs only by a ZeRO stage keeps the lower-memory one). Returns (rows, layouts
     evaluated, seconds)."""
     import itertools
-    import time
 
     import numpy as np
 
     t0 = time.perf_counter()
     pows = [2**i for i in range(0, 21) if 2**i <= gpus]
     tps = [t for t in pows if s.n_heads % t == 0 and t <= hw.gpus_per_node]
-    pps = [p for p in pows if p <= s.n_layers]
+    pps = [p for p in pows if p <= min(s.n_layers, 128)]
     cps = [c for c in pows if w.seq % c == 0 and w.seq // c >= 1024 and c <= 16]
     eps = [e for e in pows if s.moe.n_experts % e == 0 and e <= 64] if s.moe else [1]
     recs = [0, 2] if w.flash_attention else [0, 1, 2]
@@ -737,9 +744,11 @@ def search_layouts(s: ModelSpec, hw: HardwareSpec, w: Workload, *, gpus: int, ef
         rows.append((tp_, pp_, dp_, cp_, ep_, mb_, rec_, z_, sp_, v_))
     if not rows:
         return [], 0, time.perf_counter() - t0
+    if len(rows) > MAX_LAYOUTS:
+        raise TmathError("search", f"{len(rows):,} layouts", f"at most {MAX_LAYOUTS:,}: search fewer GPUs")
     tp, pp, dp, cp, ep, mb, rec, zero, sp, v = np.array(rows, dtype=np.int64).T
     r = evaluate(s, hw, w, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, mb=mb, rec=rec, zero=zero, sp=sp.astype(bool), v=v,
-                 gpipe=np.zeros(tp.shape, dtype=bool), eff=eff)
+                 gpipe=np.zeros(tp.shape, dtype=bool), eff=eff, deadline=t0 + time_limit_s)
     fits = r["memory.per_gpu"] <= hw.memory_bytes
     step = np.where(fits, r["train.step_time"], np.inf)
     order = np.lexsort((r["memory.per_gpu"], step))

@@ -60,8 +60,9 @@ def hardware_from_dict(d: Mapping[str, Any], *, where: str = "gpu") -> HardwareS
     if not isinstance(d, Mapping):
         raise TmathError(where, type(d).__name__, "a JSON object")
     name = d.get("name")
-    if not isinstance(name, str) or not name:
-        raise TmathError(f"{where}.name", name, "a non-empty string")
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise TmathError(f"{where}.name", name, "a non-empty string of at most 200 characters")
+    name = name.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate would break every output
     peaks = d.get("peak_flops_per_s")
     if not isinstance(peaks, Mapping) or not peaks:
         raise TmathError(f"{where}.peak_flops_per_s", peaks, f"an object keyed by dtype ({', '.join(DTYPES)})")
@@ -101,9 +102,6 @@ def load_hardware(gpu: str | os.PathLike[str] | Mapping[str, Any] | HardwareSpec
         close = difflib.get_close_matches(text, list_hardware(), n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise TmathError("gpu", text, f"{hint}one of {', '.join(list_hardware())} or a path to a device JSON file")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TmathError("gpu", path, f"a readable JSON file ({e})") from None
-    return hardware_from_dict(data, where=os.path.basename(path))
+    from transformer_math.config.jsonfile import read_json_file
+
+    return hardware_from_dict(read_json_file(path, field="gpu"), where=os.path.basename(path))

@@ -7,7 +7,6 @@ it means there (Qwen3's head_dim defaults to 128, not d/h_q; Gemma 3 ties embedd
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -15,7 +14,7 @@ TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PE
 if TYPE_CHECKING:
     from typing import Any
 
-from transformer_math.config.spec import LayerSpec, MLASpec, ModelSpec, MoESpec
+from transformer_math.config.spec import MAX_CONTEXT, MAX_LAYERS, MAX_SIZE, LayerSpec, MLASpec, ModelSpec, MoESpec
 from transformer_math.errors import TmathError
 
 _MISSING = object()
@@ -49,12 +48,14 @@ class _Reader:
             return default
         return value
 
-    def int(self, key: str, default: Any = _MISSING, *, low: int = 1) -> Any:
+    def int(self, key: str, default: Any = _MISSING, *, low: int = 1, high: int = MAX_SIZE) -> Any:
+        """An integer in [low, high] — checked before anything is built from it (a layer count of 10^9 must
+        fail here, not after a billion-entry list)."""
         value = self._get(key, default)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or value > 10**9:
-            raise TmathError(self.prefix + key, value, f"an integer from {low} to 10^9")
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise TmathError(self.prefix + key, value, f"an integer from {low} to {high:,}")
         return value
 
     def bool(self, key: str, default: Any = _MISSING) -> bool:
@@ -71,16 +72,13 @@ class _Reader:
 
     def float(self, key: str, default: Any = _MISSING) -> float | None:
         value = self._get(key, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise TmathError(self.prefix + key, value, "a positive number")
-        return float(value)
+        return None if value is None else positive_number(self.prefix + key, value)
 
     def int_list(self, key: str, default: Any = _MISSING) -> list[int]:
         value = self._get(key, default)
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise TmathError(self.prefix + key, value, "a list of integers")
+        if not isinstance(value, list) or len(value) > MAX_LAYERS or not all(
+                isinstance(v, int) and not isinstance(v, bool) and -MAX_LAYERS <= v <= MAX_LAYERS for v in value):
+            raise TmathError(self.prefix + key, value, f"a list of at most {MAX_LAYERS:,} layer indices")
         return value
 
     def str_list(self, key: str, n: int, allowed: tuple[str, ...]) -> list[str] | None:
@@ -101,6 +99,17 @@ class _Reader:
         return tuple(sorted(self.prefix + k for k in self.cfg if k not in self.read and k not in _INERT))
 
 
+def positive_number(field: str, value: Any, high: float = 1e15) -> float:
+    """A finite number in (0, high]: NaN, infinities and 400-digit integers are errors, not floats."""
+    try:
+        number = float(value) if not isinstance(value, bool) and isinstance(value, int | float) else None
+    except OverflowError:
+        number = None
+    if number is None or not 0 < number <= high:  # NaN fails both comparisons
+        raise TmathError(field, value, f"a finite number above 0 and at most {high:g}")
+    return number
+
+
 _GATED = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh",
           "relu": "relu", "gelu_fast": "gelu_tanh"}
 
@@ -119,21 +128,24 @@ def _common(r: _Reader, *, head_dim_default: int | None, tie_default: bool = Fal
     act = r.str(act_key, "silu")
     if act not in _GATED:
         raise TmathError(r.prefix + act_key, act, f"one of {', '.join(sorted(_GATED))}")
-    rope = r.dict("rope_scaling") or r.dict("rope_parameters") or {}
-    factor = rope.get("factor")
+    rope_key = "rope_scaling" if r.cfg.get("rope_scaling") is not None else "rope_parameters"
+    rope = r.dict(rope_key) or {}
+    factor, theta = rope.get("factor"), rope.get("rope_theta")
     return dict(
-        n_layers=r.int("num_hidden_layers"), d_model=d, n_heads=h_q, n_kv_heads=h_kv, head_dim=head_dim,
-        vocab_size=r.int("vocab_size"), max_context=r.int("max_position_embeddings", ctx_default),
+        n_layers=r.int("num_hidden_layers", high=MAX_LAYERS), d_model=d, n_heads=h_q, n_kv_heads=h_kv,
+        head_dim=head_dim, vocab_size=r.int("vocab_size"),
+        max_context=r.int("max_position_embeddings", ctx_default, high=MAX_CONTEXT),
         tie_embeddings=r.bool("tie_word_embeddings", tie_default), activation=_GATED[act],
-        rope_theta=r.float("rope_theta", None) or (rope.get("rope_theta") if isinstance(rope, Mapping) else None),
-        rope_scaling=float(factor) if isinstance(factor, int | float) and not isinstance(factor, bool) else None,
+        rope_theta=r.float("rope_theta", None) or (
+            None if theta is None else positive_number(f"{r.prefix}{rope_key}.rope_theta", theta)),
+        rope_scaling=None if factor is None else positive_number(f"{r.prefix}{rope_key}.factor", factor, 1e6),
     )
 
 
 def _layer_attention(r: _Reader, n: int, *, default: str = "full", window_key: str = "sliding_window",
                      window_default: int | None = None) -> list[tuple[str, int | None]]:
     """(attention kind, window) per layer from layer_types, else every layer `default`."""
-    window = r.int(window_key, window_default)
+    window = r.int(window_key, window_default, high=MAX_CONTEXT)
     kinds = r.str_list("layer_types", n, ("full_attention", "sliding_attention", "chunked_attention"))
     if kinds is None:
         kinds = [default + "_attention"] * n
@@ -161,8 +173,8 @@ def _llama(r: _Reader, name: str) -> ModelSpec:
 def _qwen_window(r: _Reader, n: int) -> list[tuple[str, int | None]]:
     """Qwen2/3: sliding_window applies only with use_sliding_window, to layers ≥ max_window_layers."""
     if r.cfg.get("layer_types") is None and r.bool("use_sliding_window", False):
-        start = r.int("max_window_layers", 28, low=0)
-        w = r.int("sliding_window", 4096)
+        start = r.int("max_window_layers", 28, low=0, high=MAX_LAYERS)
+        w = r.int("sliding_window", 4096, high=MAX_CONTEXT)
         return [("sliding", w) if i >= start else ("full", None) for i in range(n)]
     r.read.update(("use_sliding_window", "max_window_layers", "sliding_window"))
     if r.cfg.get("layer_types") is not None and r.bool("use_sliding_window", False):
@@ -201,7 +213,7 @@ def _qwen3_moe(r: _Reader, name: str) -> ModelSpec:
 def _mixtral(r: _Reader, name: str) -> ModelSpec:
     c = _common(r, head_dim_default=None, ctx_default=131072)
     n = c["n_layers"]
-    window = r.int("sliding_window", None)
+    window = r.int("sliding_window", None, high=MAX_CONTEXT)
     attn = [("sliding", window) if window else ("full", None)] * n
     moe = MoESpec(n_experts=r.int("num_local_experts"), experts_per_token=r.int("num_experts_per_tok"),
                   d_moe=r.int("intermediate_size"))
@@ -214,7 +226,7 @@ def _gemma3(r: _Reader, name: str) -> ModelSpec:
     n = c["n_layers"]
     if r.cfg.get("layer_types") is None:
         pattern = r.int("sliding_window_pattern", 6)
-        window = r.int("sliding_window", 4096)
+        window = r.int("sliding_window", 4096, high=MAX_CONTEXT)
         attn = [("sliding", window) if (i + 1) % pattern else ("full", None) for i in range(n)]
     else:
         attn = _layer_attention(r, n, window_default=4096)
@@ -227,7 +239,7 @@ def _gpt_oss(r: _Reader, name: str) -> ModelSpec:
     c = _common(r, head_dim_default=64, ctx_default=131072)
     n = c["n_layers"]
     if r.cfg.get("layer_types") is None:
-        window = r.int("sliding_window", 128)
+        window = r.int("sliding_window", 128, high=MAX_CONTEXT)
         attn = [("sliding", window) if i % 2 == 0 else ("full", None) for i in range(n)]
     else:
         attn = _layer_attention(r, n, window_default=128)
@@ -256,7 +268,7 @@ def _llama4(r: _Reader, name: str) -> ModelSpec:
     rope_flags = r.int_list("no_rope_layers", []) or [int((i + 1) % interval != 0) for i in range(n)]
     if len(rope_flags) != n:
         raise TmathError(r.prefix + "no_rope_layers", rope_flags, f"a list of {n} flags (1 = RoPE layer)")
-    chunk = r.int("attention_chunk_size", 8192)
+    chunk = r.int("attention_chunk_size", 8192, high=MAX_CONTEXT)
     kinds = r.str_list("layer_types", n, ("full_attention", "chunked_attention", "sliding_attention")) or [
         "chunked_attention" if flag and chunk is not None else "full_attention" for flag in rope_flags]
     moe_layers = r.cfg.get("moe_layers")
@@ -283,7 +295,7 @@ def _deepseek_v3(r: _Reader, name: str) -> ModelSpec:
     d_moe, shared = r.int("moe_intermediate_size"), r.int("n_shared_experts", 0, low=0)
     moe = MoESpec(n_experts=r.int("n_routed_experts"), experts_per_token=r.int("num_experts_per_tok"), d_moe=d_moe,
                   n_shared=shared, d_shared=d_moe)
-    first_dense, d_ff = r.int("first_k_dense_replace", 0, low=0), r.int("intermediate_size")
+    first_dense, d_ff = r.int("first_k_dense_replace", 0, low=0, high=MAX_LAYERS), r.int("intermediate_size")
     r.read.update(("moe_layer_freq", "n_group", "topk_group", "routed_scaling_factor", "norm_topk_prob",
                    "topk_method", "scoring_func", "num_nextn_predict_layers", "ep_size", "aux_loss_alpha",
                    "seq_aux", "rope_interleave"))
@@ -300,10 +312,10 @@ def _gpt2(r: _Reader, name: str) -> ModelSpec:
     act = r.str("activation_function", "gelu_new")
     if act not in _GATED:
         raise TmathError(r.prefix + "activation_function", act, f"one of {', '.join(sorted(_GATED))}")
-    n = r.int("n_layer")
+    n = r.int("n_layer", high=MAX_LAYERS)
     r.read.update(("n_ctx", "scale_attn_weights", "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"))
     return ModelSpec(name=name, family="gpt2", n_layers=n, d_model=d, n_heads=h, n_kv_heads=h, head_dim=d // h,
-                     vocab_size=r.int("vocab_size"), max_context=r.int("n_positions", 1024), n_up=1,
+                     vocab_size=r.int("vocab_size"), max_context=r.int("n_positions", 1024, high=MAX_CONTEXT), n_up=1,
                      activation=_GATED[act], tie_embeddings=r.bool("tie_word_embeddings", True),
                      learned_positions=True, norm="layernorm", qkv_bias=True, o_bias=True, mlp_bias=True,
                      layers=tuple(LayerSpec(d_ff=r.int("n_inner", 4 * d)) for _ in range(n)))
@@ -336,6 +348,11 @@ def _quantized(r: _Reader, spec_family: str) -> tuple[tuple[str, str], ...]:
     raise TmathError("quantization_config.quant_method", method, "mxfp4 or fp8 (others: pass --weight-dtype)")
 
 
+def _clean(text: str, limit: int = 200) -> str:
+    """A name fit for any output: valid UTF-8 (a lone surrogate becomes '?') and at most `limit` characters."""
+    return text.encode("utf-8", "replace").decode("utf-8")[:limit]
+
+
 def spec_from_hf(config: Mapping[str, Any], *, name: str | None = None) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face config.json dict (multimodal: its text_config)."""
     top = _Reader(config)
@@ -358,9 +375,9 @@ def spec_from_hf(config: Mapping[str, Any], *, name: str | None = None) -> Model
         top.read.update(k for k in config if k.startswith("vision") or k.endswith("token_index")
                         or k.endswith("token_id") or k in ("mm_tokens_per_image", "projector_hidden_act",
                                                             "multi_modal_projector_bias", "initializer_range"))
-    name = name or str(config.get("_name_or_path") or family)
+    name = _clean(name or str(config.get("_name_or_path") or family))
     spec = ADAPTERS[family](r, name)
-    dtype = config.get("torch_dtype") or config.get("dtype") or "bf16"
+    dtype = _clean(str(config.get("torch_dtype") or config.get("dtype") or "bf16"))
     quant = _quantized(top, family)
     ignored = top.ignored() + (r.ignored() if r is not top else ())
     read = tuple(sorted(top.prefix + k for k in top.read if k in config) +
@@ -369,14 +386,10 @@ def spec_from_hf(config: Mapping[str, Any], *, name: str | None = None) -> Model
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a config.json; a missing file or malformed JSON is a TmathError naming the path."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as e:
-        raise TmathError("config path", str(path), f"a readable config.json file ({e.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TmathError("config.json", str(path), f"valid JSON ({e})") from None
+    """Read a config.json (a regular file of at most a few MiB); anything wrong is a TmathError naming the path."""
+    from transformer_math.config.jsonfile import read_json_file
+
+    data = read_json_file(path, field="config.json")
     if not isinstance(data, dict):
         raise TmathError("config.json", type(data).__name__, "a JSON object at the top level")
     return data

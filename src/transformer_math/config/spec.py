@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
 
 from transformer_math.errors import TmathError
 
 MAX_SIZE = 10**7  # any width or count above this is a typo, not a model (largest real d is ~2.5·10^4)
 MAX_LAYERS = 10**4
+MAX_CONTEXT = 10**9
 
 
 def sym(symbol: str, unit: str, doc: str) -> dict[str, str]:
@@ -103,7 +105,7 @@ class ModelSpec:
     def __post_init__(self) -> None:
         for f in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "vocab_size", "max_context",
                   "n_up", "norms_per_layer"):
-            _check_int(f, getattr(self, f), low=1, high=MAX_SIZE if f != "max_context" else 10**9)
+            _check_int(f, getattr(self, f), low=1, high=MAX_SIZE if f != "max_context" else MAX_CONTEXT)
         _check_int("n_layers", self.n_layers, low=1, high=MAX_LAYERS)
         if self.n_heads % self.n_kv_heads:
             raise TmathError("n_kv_heads", self.n_kv_heads,
@@ -152,12 +154,12 @@ class ModelSpec:
     @property
     def layer_kinds(self) -> list[tuple[LayerSpec, int]]:
         """Distinct layer kinds with how many layers have each, in first-seen order."""
-        return list(Counter(self.layers).items())
+        return list(_kinds(self.layers))
 
     @property
     def n_moe_layers(self) -> int:
         """N_L,moe."""
-        return sum(layer.mlp == "moe" for layer in self.layers)
+        return sum(n for layer, n in _kinds(self.layers) if layer.mlp == "moe")
 
     def symbols(self) -> dict[str, object]:
         """The spec's values keyed by symbol, for display."""
@@ -170,6 +172,12 @@ class ModelSpec:
                 if s and s != "-":
                     out[s] = getattr(obj, f.name)
         return out
+
+
+@lru_cache(maxsize=256)
+def _kinds(layers: tuple[LayerSpec, ...]) -> tuple[tuple[LayerSpec, int], ...]:
+    """Counted once per stack: plans ask for the kinds thousands of times, and a stack may hold 10^4 layers."""
+    return tuple(Counter(layers).items())
 
 
 def _check_int(name: str, value: object, *, low: int, high: int) -> None:
