@@ -70,7 +70,7 @@ class Sharding:
     """How one GPU's share of a step is cut: tensor, context and expert parallelism, and sequence parallelism.
 
     expert_shards: GPUs the routed experts' weights are spread over (T_p without EP; E_p·T_e with it);
-    expert_tokens: tokens routed in the expert group per step (for the experts a batch touches).
+    expert_group_tokens: tokens routed in the expert group per step (for the experts a batch touches).
     """
 
     tp: int = 1

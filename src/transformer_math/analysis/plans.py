@@ -79,7 +79,6 @@ class ServeResult:
     plan: ServePlan
     hardware: HardwareSpec
     command: str
-    weight_dtype: str  # as the user gave it
     suggestions: tuple[Suggestion, ...] = ()
 
     @property
@@ -143,9 +142,7 @@ def serve(model: Any, gpu: Any, *, tp: int = 1, dp: int = 1, ep: int = 1, batch:
                 block=block, draft=None if draft is None else (os.fspath(draft) if isinstance(draft, str | os.PathLike)
                                                                 else load_model(draft).name),
                 draft_k=draft_k, acceptance=acceptance, gpu_memory_utilization=gpu_memory_utilization)
-    result = ServeResult(plan=plan, hardware=hw, command=_serve_command(ref, hw.id if isinstance(gpu, str) else hw.id,
-                                                                        args),
-                         weight_dtype=str(weight_dtype))
+    result = ServeResult(plan=plan, hardware=hw, command=_serve_command(ref, hw.id, args))
     if plan.fits or not suggest:
         return result
     return replace(result, suggestions=tuple(_serve_suggestions(model, gpu, s, plan, args, efficiency)))

@@ -87,7 +87,6 @@ class Finetune:
 
     mode: str = "full"  # full | lora | qlora
     rank: int = 16
-    alpha: int = 32
     targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
