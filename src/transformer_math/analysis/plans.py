@@ -70,23 +70,32 @@ class Suggestion:
                 **self.values}
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# serve
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ServeResult:
-    plan: ServePlan
+class _Result:
+    """What serve() and train() return: the plan, the device, the command that gives it, nearby plans that fit."""
+
+    plan: Any
     hardware: HardwareSpec
     command: str
     suggestions: tuple[Suggestion, ...] = ()
+    _prefix = ""  # the namespace of the plan's own quantities ("serve." / "train.")
 
     @property
     def fits(self) -> bool:
         return self.plan.fits
 
     def explain(self, key: str) -> str:
-        return _explain(self.plan.quantities, key, "serve")
+        return _explain(self.plan.quantities, key, self._prefix)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# serve
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServeResult(_Result):
+    plan: ServePlan
+    _prefix = "serve"
 
     def to_dict(self) -> dict[str, Any]:
         p, L, w = self.plan, self.plan.layout, self.plan.workload
@@ -206,18 +215,9 @@ def _try(model: Any, gpu: Any, a: dict[str, Any], delta: dict[str, Any], eff: Ef
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class TrainResult:
+class TrainResult(_Result):
     plan: TrainPlan
-    hardware: HardwareSpec
-    command: str
-    suggestions: tuple[Suggestion, ...] = ()
-
-    @property
-    def fits(self) -> bool:
-        return self.plan.fits
-
-    def explain(self, key: str) -> str:
-        return _explain(self.plan.quantities, key, "train")
+    _prefix = "train"
 
     def to_dict(self) -> dict[str, Any]:
         p, L, w = self.plan, self.plan.layout, self.plan.workload
