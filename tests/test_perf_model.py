@@ -7,7 +7,7 @@ import pytest
 
 import transformer_math as tm
 from transformer_math.analysis.costs import Sharding, layer_costs, total_time
-from transformer_math.analysis.efficiency import BAND, MID
+from transformer_math.analysis.efficiency import MID
 from transformer_math.analysis.plans import serve, train
 from transformer_math.analysis.report import parse_weight_dtypes
 from transformer_math.analysis.serving import ServeLayout, ServeWorkload, _step, kv_bytes_per_sequence
@@ -198,11 +198,6 @@ def test_perf_cli_errors(capsys):
                  ["chinchilla", "--flops", "5"]):
         assert main(argv) == 2
         assert capsys.readouterr().err.startswith("tmath: error:")
-
-
-def test_band_assumptions_ordered():
-    low, mid, high = BAND
-    assert low.gemm < mid.gemm < high.gemm and low.bw < mid.bw < high.bw
 
 
 def test_layer_costs_shard_over_tensor_parallel():

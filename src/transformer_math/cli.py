@@ -11,6 +11,8 @@ from transformer_math.errors import TmathError
 
 
 def _parser() -> argparse.ArgumentParser:
+    from transformer_math.analysis.efficiency import list_engines
+
     p = argparse.ArgumentParser(prog="tmath", description="Parameters, memory and FLOPs of LLMs, explained.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -56,7 +58,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="auto (checkpoint + quantization_config); a dtype for the linear layers of the blocks "
                          "(embeddings, LM head, norms, routers stay 16-bit); or per group: experts=int4,*=bf16")
     sv.add_argument("--kv-dtype", default="bf16", help="KV-cache dtype")
-    sv.add_argument("--block", type=int, default=16, help="paged-KV block size in tokens (1: no paging)")
+    sv.add_argument("--engine", default="vllm", choices=list_engines(),
+                    help="serving engine: its per-step CPU cost, kernel fusion and KV block size")
+    sv.add_argument("--block", type=int, default=None,
+                    help="paged-KV block size in tokens (1: no paging; default: the engine's)")
     sv.add_argument("--gpu-memory-utilization", type=float, default=0.9,
                     help="share of HBM the engine may use (vLLM's setting)")
     sv.add_argument("--draft", help="draft model for speculative decoding (preset or config.json)")
@@ -124,6 +129,14 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--plot", help="output plot path (PNG or SVG)")
     s = sub.add_parser("symbols", help="the symbol dictionary")
     s.add_argument("--markdown", action="store_true")
+    cal = sub.add_parser("calibrate", formatter_class=fmt,
+                         help="measure this machine (GEMM, bandwidth, attention, launch) with torch; write a device JSON")
+    cal.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                     help="what to measure: auto (the first CUDA GPU if torch sees one, else the CPU), cpu or cuda")
+    cal.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
+                     help="wall-clock seconds the measurements may take (1 to 86400); the largest shapes go first")
+    cal.add_argument("-o", "--output", metavar="FILE", default=argparse.SUPPRESS,
+                     help="device JSON to write (default: calibrated-<device name>.json in the current directory)")
     return p
 
 
@@ -175,6 +188,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             raise TmathError("web", "fastapi/uvicorn", "installed: pip install 'transformer-math[web]'") from None
         return server.serve(args.host, args.port)
+    if args.command == "calibrate":
+        from transformer_math import calibrate
+
+        return calibrate.cli(args)
     if args.command in ("hardware", "serve", "train", "chinchilla", "sweep"):
         from transformer_math import perf_cli
 

@@ -88,8 +88,8 @@ def _human(key: str, v: Any) -> str:
 
 def _serve_kwargs(a: argparse.Namespace) -> dict[str, Any]:
     return dict(tp=a.tp, dp=a.dp, ep=a.ep, batch=a.batch, prompt=a.prompt, gen=a.gen, weight_dtype=a.weight_dtype,
-                kv_dtype=a.kv_dtype, block=a.block, draft=a.draft, draft_k=a.draft_k, acceptance=a.acceptance,
-                gpu_memory_utilization=a.gpu_memory_utilization)
+                kv_dtype=a.kv_dtype, engine=a.engine, block=a.block, draft=a.draft, draft_k=a.draft_k,
+                acceptance=a.acceptance, gpu_memory_utilization=a.gpu_memory_utilization)
 
 
 def cmd_serve(a: argparse.Namespace) -> int:

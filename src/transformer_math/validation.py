@@ -1,52 +1,143 @@
-"""Predictions of the performance model next to published training and decode measurements.
+"""Predictions of the performance model next to published measurements, split into calibration and validation.
 
-One set of efficiency assumptions (analysis/efficiency.py) for every row; each row's setup (model shape,
-GPUs, parallel layout, batch, precision, engine facts such as FlashAttention or a replicated LM head) is
-taken from the publication. Training rows compare what the paper reports (Megatron: TFLOP/s per GPU by its
-own formula 96·B·s·l·h²·(1 + s/6h + V/16lh); MosaicML: tokens/s per GPU); decode rows compare tokens/s.
+Rows come from presets/measurements/ (training.json, serving.json, device_runs.json, each row with its source)
+and the A100 runs of presets/published_runs.json. presets/measurements/split.json assigns every source group to
+the calibration set (scripts/fit_efficiency.py fits the device-class and engine profiles on it) or to the
+validation set (never seen by the fit; its errors are the ones we report). Each row's setup — model, GPUs,
+layout, batch, lengths, precision, engine — is taken from the source; a row whose setup the model cannot
+express is kept, unscored, with the reason.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
-from transformer_math.analysis.efficiency import MID, Efficiency
+from transformer_math.analysis.efficiency import Efficiency, efficiency_for, engine
 from transformer_math.config.spec import LayerSpec, ModelSpec
+from transformer_math.errors import TmathError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_DATA = os.path.join(os.path.dirname(__file__), "presets", "published_runs.json")
+_PRESETS = os.path.join(os.path.dirname(__file__), "presets")
+_DIR = os.path.join(_PRESETS, "measurements")
 # MPT shapes (llm-foundry scripts/train/yamls/pretrain/mpt-*.yaml): d_model, n_layers, n_heads; vocab 50368
 MPT = {"MPT-125m": (768, 12, 12), "MPT-350m": (1024, 24, 16), "MPT-760m": (1536, 24, 12), "MPT-1b": (2048, 24, 16),
        "MPT-3b": (2560, 32, 20), "MPT-7b": (4096, 32, 32), "MPT-13b": (5120, 40, 40), "MPT-30b": (7168, 48, 64),
        "MPT-70b": (8192, 80, 64)}
 DECODE_PRESETS = {"Llama-2-7B": "llama-2-7b", "Llama-2-70B": "llama-2-70b", "Llama-3.1-8B": "llama-3.1-8b",
                   "Llama-3.1-70B": "llama-3.1-70b", "Llama-3.1-405B": "llama-3.1-405b"}
+# Models the sources name that we ship no preset for: their config.json values (Hugging Face model cards)
+EXTRA_MODELS: dict[str, dict[str, Any]] = {
+    "mistralai/Mistral-7B-Instruct-v0.3": dict(  # huggingface.co/mistralai/Mistral-7B-Instruct-v0.3 config.json
+        # without a sliding window Mistral's architecture is Llama's; read as llama until mistral has an adapter
+        model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=4096, intermediate_size=14336,
+        num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, vocab_size=32768,
+        max_position_embeddings=32768, rms_norm_eps=1e-5, rope_theta=1e6, hidden_act="silu",
+        tie_word_embeddings=False, torch_dtype="bfloat16", head_dim=128),
+}
+ENGINES = {"vllm": "vllm", "sglang": "sglang", "trtllm": "trtllm", "gptfast": "gptfast", "gpt-fast-style": "gptfast",
+           "hf": "hf", "deepspeed-fastgen": "deepspeed-fastgen", "llama.cpp": "llamacpp"}
+KINDS = ("training", "decode", "prefill", "throughput")
+DEFAULT_PROMPTS = 1000  # vLLM's benchmark_throughput --num-prompts default, where a source gives no count
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
     id: str
+    group: str
+    split: str  # calibration | validation
+    device: str
+    engine: str
+    kind: str  # training | decode | prefill | throughput
     metric: str
     measured: float
     predicted: float
     scored: bool = True
     note: str = ""
-    formula: str = ""
+    setup: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def error(self) -> float:
         return self.predicted / self.measured - 1
 
+    @property
+    def ratio(self) -> float:
+        """measured / predicted, as a throughput (a latency's ratio is inverted): above 1, the model is slow."""
+        r = self.measured / self.predicted
+        return 1 / r if LATENCY.get(self.metric) else r
 
-def runs() -> dict[str, Any]:
-    with open(_DATA, encoding="utf-8") as f:
-        return json.load(f)
+
+LATENCY = {"tpot_ms": True, "itl_ms": True, "ttft_ms": True, "e2e_latency_s": True, "step_time_s": True,
+           "prefill_s": True, "decode_s_per_token": True}
+
+
+def _load(name: str) -> list[dict[str, Any]]:
+    path = os.path.join(_DIR, name)
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return list(json.load(f)["rows"])
+
+
+def split() -> dict[str, str]:
+    """source group → calibration | validation (presets/measurements/split.json, decided before any fit)."""
+    with open(os.path.join(_DIR, "split.json"), encoding="utf-8") as f:
+        d = json.load(f)
+    return {g: s for s in ("calibration", "validation") for g in d[s]}
+
+
+def device_class(device: str) -> str:
+    from transformer_math.config.hardware import load_hardware
+
+    return load_hardware(device).device_class
+
+
+def _legacy() -> list[dict[str, Any]]:
+    """The A100 rows of presets/published_runs.json in the row format of presets/measurements/."""
+    with open(os.path.join(_PRESETS, "published_runs.json"), encoding="utf-8") as f:
+        d = json.load(f)
+    out = []
+    for r in d["training_runs"]:
+        if r["id"].startswith("megatron"):
+            per_stage = r["num_layers"] // r["pipeline_parallel"]
+            v = per_stage // r.get("interleaved_layers_per_virtual_stage", per_stage)
+            out.append(dict(id=r["id"], source_group="megatron-2021-table1", device="a100-80gb",
+                            shape=dict(d_model=r["hidden_size"], n_layers=r["num_layers"],
+                                       n_heads=r["attention_heads"], vocab=r["vocab_size"], bias=True),
+                            tp=r["tensor_parallel"], pp=r["pipeline_parallel"], cp=1, ep=1, vp=max(v, 1),
+                            dp=r["data_parallel_derived"], gpus=r["gpus"], micro_batch=r["micro_batch_size"],
+                            global_batch=r["global_batch_size"], seq=r["seq_length"], precision="bf16",
+                            recompute="full", sharding="ddp", flash_attention=False,
+                            metric="megatron_tflops_per_gpu", value=r["achieved_teraflops_per_gpu"]))
+        else:
+            d_, l_, h_ = MPT[r["model"].split(" ")[0]]
+            out.append(dict(id=r["id"], source_group="mosaicml-a100", device="a100-80gb",
+                            shape=dict(d_model=d_, n_layers=l_, n_heads=h_, vocab=50368, bias=False), tp=1, pp=1,
+                            cp=1, ep=1, vp=1, dp=r["gpus"], gpus=r["gpus"], micro_batch=r["micro_batch"],
+                            global_batch=r["global_batch_sequences"], seq=r["seq_length"], precision="bf16",
+                            recompute="full" if r["activation_checkpointing"] else "none", sharding="fsdp",
+                            metric="tokens_per_s_per_gpu", value=r["throughput_tokens_per_s_per_gpu"]))
+    for r in d["inference_measurements"]:
+        if r["id"].startswith("gptfast") and r["model"] in DECODE_PRESETS:
+            p = r["precision"]
+            w = "bf16" if "bf16" in p else ("int8" if "8-bit" in p else "int4-g32-zp")
+            out.append(dict(id=r["id"], source_group="gptfast-readme-a100", device="a100-80gb", gpus=r["gpus"],
+                            tp=r["tensor_parallel"], ep=1, dp=1, engine="gptfast", model=DECODE_PRESETS[r["model"]],
+                            weight_dtype=w, kv_dtype="bf16", scenario="decode", batch=1, input_len=5, output_len=200,
+                            metric="decode_tokens_per_s_per_user", value=r["decode_tokens_per_s"], power_cap_w=330,
+                            lm_head=w))
+    return out
+
+
+def measurements() -> list[dict[str, Any]]:
+    return _legacy() + _load("training.json") + _load("serving.json") + _load("device_runs.json")
 
 
 def gpt_spec(name: str, d: int, layers: int, heads: int, vocab: int, seq: int, *, bias: bool) -> ModelSpec:
@@ -57,73 +148,234 @@ def gpt_spec(name: str, d: int, layers: int, heads: int, vocab: int, seq: int, *
                      mlp_bias=bias, layers=tuple(LayerSpec(d_ff=4 * d) for _ in range(layers)))
 
 
-def training_rows(eff: Efficiency = MID) -> list[Row]:
-    from transformer_math.analysis.training import Layout, Workload, plan_training
-    from transformer_math.config.hardware import load_hardware
-
-    hw = load_hardware("a100-80gb")
-    out = []
-    for r in runs()["training_runs"]:
-        if r["id"].startswith("megatron"):
-            h, l, V, sq, B = r["hidden_size"], r["num_layers"], r["vocab_size"], r["seq_length"], r["global_batch_size"]
-            s = gpt_spec(r["model"], h, l, r["attention_heads"], V, sq, bias=True)
-            per_stage = l // r["pipeline_parallel"]
-            v = per_stage // r.get("interleaved_layers_per_virtual_stage", per_stage)
-            lay = Layout(tp=r["tensor_parallel"], pp=r["pipeline_parallel"], dp=r["data_parallel_derived"],
-                         micro_batch=r["micro_batch_size"], recompute="full", zero=0, sequence_parallel=False,
-                         interleave=max(v, 1))
-            # Megatron-LM 2021 predates FlashAttention: scores are materialized and streamed through memory
-            res = plan_training(s, hw, lay, Workload(global_batch=B, seq=sq, flash_attention=False), eff=eff)
-            t = res["train.step_time"]
-            flops = 96 * B * sq * l * h * h * (1 + sq / (6 * h) + V / (16 * l * h))
-            out.append(Row(r["id"], "TFLOP/s per GPU (Megatron formula)", r["achieved_teraflops_per_gpu"],
-                           flops / (t * r["gpus"]) / 1e12,
-                           formula=f"96·B·s·l·h²·(1 + s/6h + V/16lh) / (t_step·n) = 96·{B}·{sq}·{l}·{h}²·(1 + {sq}/"
-                                   f"(6·{h}) + {V}/(16·{l}·{h})) / ({t:.3f}·{r['gpus']}) = "
-                                   f"{flops / (t * r['gpus']) / 1e12:.1f} TFLOP/s"))
-        else:
-            key = r["model"].split(" ")[0]
-            d, l, heads = MPT[key]
-            s = gpt_spec(key, d, l, heads, 50368, r["seq_length"], bias=False)
-            lay = Layout(dp=r["gpus"], micro_batch=r["micro_batch"], zero=3, sequence_parallel=False,
-                         recompute="full" if r["activation_checkpointing"] else "none")
-            res = plan_training(s, hw, lay, Workload(global_batch=r["global_batch_sequences"], seq=r["seq_length"]),
-                                eff=eff)
-            out.append(Row(r["id"], "tokens/s per GPU", r["throughput_tokens_per_s_per_gpu"],
-                           res["train.tokens_per_s"] / r["gpus"]))
-    return out
-
-
-def decode_rows(eff: Efficiency = MID) -> list[Row]:
-    from transformer_math.analysis.report import parse_weight_dtypes
-    from transformer_math.analysis.serving import ServeLayout, ServeWorkload, _step
-    from transformer_math.analysis.costs import total_time
+def spec_of(r: Mapping[str, Any]) -> ModelSpec:
     from transformer_math.config import load_model
+
+    if r.get("model"):
+        name = r["model"]
+        return load_model(EXTRA_MODELS[name]) if name in EXTRA_MODELS else load_model(name)
+    sh = r["shape"]
+    if sh.get("experts"):
+        raise TmathError("shape", r["id"], "a preset for MoE rows")
+    d, n_l, h = sh["d_model"], sh["n_layers"], sh["n_heads"]
+    if not sh.get("gated_mlp"):
+        s = gpt_spec(r["id"], d, n_l, h, sh.get("vocab") or 50257, r.get("seq", 2048), bias=sh.get("bias", False))
+        d_ff = sh.get("d_ff") or 4 * d
+        return s if d_ff == 4 * d else _with_ff(s, d_ff)
+    return load_model(dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=d,
+                           intermediate_size=sh["d_ff"], num_hidden_layers=n_l, num_attention_heads=h,
+                           num_key_value_heads=sh.get("n_kv_heads") or h, vocab_size=sh.get("vocab") or 32000,
+                           max_position_embeddings=max(4096, r.get("seq", 4096)), tie_word_embeddings=False))
+
+
+def _with_ff(s: ModelSpec, d_ff: int) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(s, layers=tuple(LayerSpec(d_ff=d_ff) for _ in range(s.n_layers)))
+
+
+def weight_dtype(text: str) -> str:
+    """The dtype name of a source's free-text precision ('fp8 (OCP e4m3 W8A8, …)' → fp8)."""
+    t = text.lower()
+    for key, name in (("nvfp4", "fp4"), ("mxfp4", "mxfp4"), ("gguf-q4_k_m", "int4-g32-zp"), ("gguf-q4_0", "int4-g32"),
+                      ("int4", "int4-g64"), ("fp8", "fp8"), ("int8", "int8"), ("fp16", "bf16"), ("bf16", "bf16")):
+        if t.startswith(key):
+            return name
+    raise TmathError("weight_dtype", text, "a precision the model knows")
+
+
+def _hardware(r: Mapping[str, Any]) -> Any:
+    from dataclasses import replace
+
     from transformer_math.config.hardware import load_hardware
+
+    hw = load_hardware(r["device"])
+    return replace(hw, power_cap_w=float(r["power_cap_w"])) if r.get("power_cap_w") else hw
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training rows
+
+
+def _train_predict(r: Mapping[str, Any], eff: Efficiency) -> float:
+    from transformer_math.analysis.training import Layout, Workload, plan_training
+
+    s, hw = spec_of(r), _hardware(r)
+    rec = r.get("recompute") if r.get("recompute") in ("none", "selective", "full") else "none"
+    zero = {"ddp": 0, "zero1": 1, "fsdp": 3}.get(r.get("sharding", ""), 1)  # Megatron's distributed optimizer
+    tp = r["tp"]
+    pp = r["pp"]
+    # Megatron-Bridge counts the embedding and the loss as layers when it splits stages: N_L + 2 chunks
+    vp = min(r.get("vp") or 1, (s.n_layers + 2) // pp, s.n_layers // pp)
+    L = Layout(tp=tp, pp=pp, dp=r["dp"], cp=r.get("cp", 1), ep=r.get("ep", 1), micro_batch=r.get("micro_batch") or 1,
+               recompute=rec, zero=zero, sequence_parallel=tp > 1 and r.get("source_group") != "megatron-2021-table1",
+               interleave=vp)
+    prec = str(r.get("precision", "")).lower()
+    prec = "fp8" if prec.startswith(("fp8", "mxfp8")) else "fp4" if prec.startswith(("nvfp4", "mxfp4")) else "bf16"
+    w = Workload(global_batch=r["global_batch"], seq=r["seq"], precision=prec,
+                 flash_attention=r.get("flash_attention", True))
+    p = plan_training(s, hw, L, w, eff=eff)
+    t, n = p["train.step_time"], r["gpus"]
+    metric = r["metric"]
+    if metric == "tokens_per_s_per_gpu":
+        return p["train.tokens_per_s"] / n
+    if metric == "megatron_tflops_per_gpu":  # the paper's own count: 96·B·s·l·h²·(1 + s/6h + V/16lh)
+        h, n_l, V, sq, B = s.d_model, s.n_layers, s.vocab_size, r["seq"], r["global_batch"]
+        return 96 * B * sq * n_l * h * h * (1 + sq / (6 * h) + V / (16 * n_l * h)) / (t * n) / 1e12
+    if metric in ("model_tflops_per_gpu", "mfu"):  # 6·N·tokens + attention, the sources' MFU convention
+        flops = p["train.palm_flops"]
+        return flops / (t * n) / (1e12 if metric == "model_tflops_per_gpu" else hw.peak("bf16"))
+    raise TmathError("metric", metric, "a training metric the validation knows")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Serving rows
+
+
+def _serve_setup(r: Mapping[str, Any]) -> tuple[Any, ...]:
+    from transformer_math.analysis.report import parse_weight_dtypes
+    from transformer_math.analysis.serving import ServeLayout, ServeWorkload
     from transformer_math.units import parse_dtype
 
-    a100 = load_hardware("a100-80gb")
+    s, hw = spec_of(r), _hardware(r)
+    eng = ENGINES.get(r.get("engine", ""), "")
+    if not eng:
+        raise TmathError("engine", r.get("engine"), "an engine with a profile")
+    wd = weight_dtype(r.get("weight_dtype", "bf16"))
+    head = r.get("lm_head")
+    weights = parse_weight_dtypes(f"{wd},lm_head={head}" if head else wd, s)
+    kv = "fp8" if str(r.get("kv_dtype", "")).startswith("fp8") else "bf16"
+    L = ServeLayout(tp=r.get("tp", 1), dp=r.get("dp") or 1, ep=r.get("ep", 1) if s.moe else 1)
+    prompt = max(1, r.get("input_len") or 1)
+    gen = max(1, r.get("output_len") or 1)
+    shard_head = eng != "gptfast"
+    w = ServeWorkload(batch=1, prompt=prompt, gen=gen, weights=weights, kv=parse_dtype(kv), engine=eng,
+                      block=engine(eng).block_tokens, shard_lm_head=shard_head)
+    return s, hw, L, w, eng
+
+
+def _capacity(s: Any, hw: Any, L: Any, w: Any) -> int:
+    from dataclasses import replace
+
+    from transformer_math.analysis.serving import plan_serving
+
+    return max(1, int(plan_serving(s, hw, L, replace(w, batch=1))["serve.max_batch"]))
+
+
+def _serve_predict(r: Mapping[str, Any], eff: Efficiency, cache: dict[str, Any]) -> float:
+    from dataclasses import replace
+
+    from transformer_math.analysis.costs import total_time
+    from transformer_math.analysis.serving import _step
+
+    s, hw, L, w, eng = cache.get(r["id"]) or cache.setdefault(r["id"], _serve_setup(r))
+    e = engine(eng)
+    prompt, gen = w.prompt, w.gen
+    metric, scen = r["metric"], r["scenario"]
+
+    def decode(B: int, ctx: int) -> float:
+        return total_time(_step(s, hw, eff, L, replace(w, batch=B), B=B, T=1, ctx=ctx, decode=True))
+
+    def prefill(B: int, T: int) -> float:
+        return total_time(_step(s, hw, eff, L, replace(w, batch=B), B=B, T=T, ctx=0, decode=False))
+
+    per_node = hw.gpus_per_node / L.tp if metric.endswith("_per_node") else 1.0  # replicas in a node
+    if scen == "decode":
+        B = r.get("batch") or r.get("concurrency") or 1
+        ctx = prompt + gen // 2
+        t = decode(B, ctx)
+        if metric == "e2e_latency_s":
+            return prefill(B, prompt) + gen * t
+        return {"decode_tokens_per_s_per_user": 1 / t, "itl_ms": 1e3 * t, "tpot_ms": 1e3 * t,
+                "output_tokens_per_s": B / t, "output_tokens_per_s_per_node": per_node * B / t}[metric]
+    if scen == "prefill":
+        if not r.get("input_len"):
+            raise TmathError("input_len", None, "the prompt length (the source does not state it)")
+        B = r.get("batch") or max(1, r.get("tokens_per_forward", 0) // prompt)
+        t = prefill(B, prompt)
+        return {"input_tokens_per_s": B * prompt / t, "input_tokens_per_s_per_node": per_node * B * prompt / t,
+                "ttft_ms": 1e3 * t}[metric]
+    # offline / online at a concurrency: continuous batching of n requests, B at a time, prefill in chunks
+    n = r.get("num_prompts") or r.get("concurrency") or r.get("batch") or DEFAULT_PROMPTS
+    cap_key = r["id"] + "/capacity"
+    cap = cache.get(cap_key) or cache.setdefault(cap_key, _capacity(s, hw, L, w))
+    B = max(1, min(n, r.get("concurrency") or n, e.max_num_seqs, cap))
+    Bp = max(1, min(B, e.prefill_chunk // prompt))
+    t_pre = math.ceil(n / Bp) * prefill(Bp, prompt)
+    steps = math.ceil(n / B) * gen
+    t_dec = steps * decode(B, prompt + gen // 2)
+    total = t_pre + t_dec
+    if r.get("lengths") == "varied":  # requests drift apart: a new prompt queues behind about one other step
+        ttft = prefill(1, prompt) + total / steps
+    else:  # fixed lengths: a wave of B requests starts together; the j-th prompt waits for the j − 1 before it
+        ttft = t_pre / math.ceil(n / B) * (B + 1) / (2 * B)
+    return {"output_tokens_per_s": n * gen / total, "total_tokens_per_s": n * (prompt + gen) / total,
+            "input_tokens_per_s": n * prompt / total, "requests_per_s": n / total,
+            "itl_ms": 1e3 * total / steps, "ttft_ms": 1e3 * ttft,
+            "decode_tokens_per_s_per_user": steps / total}[metric]
+
+
+def kind_of(r: Mapping[str, Any]) -> str:
+    if "scenario" not in r:
+        return "training"
+    if r["scenario"] in ("offline", "online") and r["metric"] not in ("itl_ms", "ttft_ms",
+                                                                      "decode_tokens_per_s_per_user"):
+        return "throughput"
+    if r["metric"] == "ttft_ms" or r["scenario"] == "prefill":
+        return "prefill"
+    return "decode"
+
+
+def predict(r: Mapping[str, Any], eff: Efficiency | None = None, cache: dict[str, Any] | None = None) -> float:
+    """The model's value of a row's metric with efficiency `eff` (default: the row device's shipped profile
+    and, for serving, its engine's)."""
+    if eff is None:
+        hw = _hardware(r)
+        eff = efficiency_for(hw, ENGINES.get(r.get("engine", "")) or None) if "scenario" in r else efficiency_for(hw)
+    if "scenario" not in r:
+        return _train_predict(r, eff)
+    return _serve_predict(r, eff, {} if cache is None else cache)
+
+
+def rows(effs: Callable[[Mapping[str, Any]], Efficiency] | None = None,
+         only: Callable[[Mapping[str, Any]], bool] | None = None, cache: dict[str, Any] | None = None) -> list[Row]:
+    """Every measurement as a Row; effs(row) gives the efficiency to predict it with (default: shipped profiles)."""
+    groups = split()
+    cache = {} if cache is None else cache
     out = []
-    for r in runs()["inference_measurements"]:
-        if r["id"].startswith("gptfast") and r["model"] in DECODE_PRESETS:
-            s = load_model(DECODE_PRESETS[r["model"]])
-            p = r["precision"]
-            w = "bf16" if "bf16" in p else ("int8" if "8-bit" in p else "int4-g32-zp")
-            # gpt-fast quantizes every nn.Linear, the LM head included (not the embedding); batch 1, 5-token prompt,
-            # CUDA graphs; its TP shards attention and MLP, not the LM head
-            work = ServeWorkload(batch=1, prompt=64, gen=1, weights=parse_weight_dtypes(f"{w},lm_head={w}", s),
-                                 kv=parse_dtype("bf16"), shard_lm_head=False)
-            t = total_time(_step(s, a100, eff, ServeLayout(tp=r["tensor_parallel"]), work, B=1, T=1, ctx=64,
-                                 decode=True))
-            out.append(Row(r["id"], "decode tokens/s", r["decode_tokens_per_s"], 1 / t))
-        elif "decode_tokens_per_s" in r or "output_throughput_tokens_per_s" in r:
-            val = r.get("decode_tokens_per_s") or r.get("output_throughput_tokens_per_s")
-            out.append(Row(r["id"], "tokens/s", val, float("nan"), scored=False,
-                           note="setup incomplete: GPU variant, KV dtype or model family not stated/supported"))
+    for r in measurements():
+        if only and not only(r):
+            continue
+        group = r["source_group"]
+        kind = kind_of(r)
+        base = dict(id=r["id"], group=group, split=groups.get(group, "unassigned"), device=r.get("device", ""),
+                    engine=r.get("engine", "") if kind != "training" else "", kind=kind, metric=r["metric"],
+                    measured=float(r["value"]), setup=r)
+        if r.get("unscored_reason"):
+            out.append(Row(**base, predicted=math.nan, scored=False, note=r["unscored_reason"]))
+            continue
+        try:
+            v = predict(r, effs(r) if effs else None, cache)
+        except (TmathError, KeyError, ValueError, ZeroDivisionError) as e:
+            out.append(Row(**base, predicted=math.nan, scored=False, note=str(e)[:160]))
+            continue
+        out.append(Row(**base, predicted=v))
     return out
 
 
-def summary(rows: list[Row]) -> dict[str, float]:
-    errs = [abs(r.error) for r in rows if r.scored]
+def summary(rows_: list[Row]) -> dict[str, float]:
+    errs = [abs(r.error) for r in rows_ if r.scored]
+    if not errs:
+        return {"rows": 0, "median_abs_error": math.nan, "max_abs_error": math.nan, "within_25pct": 0}
     return {"rows": len(errs), "median_abs_error": statistics.median(errs), "max_abs_error": max(errs),
-            "within_20pct": sum(e <= 0.2 for e in errs)}
+            "within_25pct": sum(e <= 0.25 for e in errs)}
+
+
+def coverage(rows_: list[Row], band_of: Callable[[Row], Any]) -> float:
+    """Share of scored rows whose measured value lies inside the band of its prediction."""
+    scored = [r for r in rows_ if r.scored]
+    inside = 0
+    for r in scored:
+        b = band_of(r)
+        inside += b.low <= r.ratio <= b.high
+    return inside / len(scored) if scored else math.nan

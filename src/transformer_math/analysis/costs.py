@@ -32,7 +32,7 @@ class OpCost:
 
     layer: str
     name: str
-    kind: str  # linear | attention | elementwise | kv_write | head | comm
+    kind: str  # linear | attention | elementwise | kv_write | head | comm | overhead
     count: int
     flops: float
     bytes: float
@@ -52,6 +52,8 @@ class OpCost:
     def bound(self) -> str:
         if self.kind == "comm":
             return "network"
+        if self.kind == "overhead":
+            return "cpu"
         return "compute" if self.compute_s >= self.memory_s else "memory"
 
     def quantity(self) -> Quantity:
@@ -62,6 +64,10 @@ class OpCost:
 
             return q(key, collectives_time, note=str(self.inputs.get("formula", "")), n_coll=self.count,
                      t_1=self.time_s)
+        if self.kind == "overhead":
+            from transformer_math.formulas.plan import engine_overhead
+
+            return q(key, engine_overhead, **self.inputs)
         return q(key, rf.op_time, count=self.count, **self.inputs)
 
 
@@ -82,11 +88,13 @@ class Sharding:
 
 def _roofline(hw: HardwareSpec, eff: Efficiency, *, layer: str, name: str, kind: str, count: int, F: float,
               eta: float, peak: float, moved: float, weights: float = 0.0, kv_bytes: float = 0.0,
-              t_dq: float = 0.0, kernels: int = 1, shape: tuple[int, int, int] = (0, 0, 0)) -> OpCost:
-    inputs = dict(F=F, η_compute=eta, F_peak=peak, M_moved=moved, η_bw=eff.bw,
-                  BW_HBM=hw.memory_bandwidth_bytes_per_s, t_dq=t_dq, t_launch=kernels * eff.launch_s)
+              t_dq: float = 0.0, kernels: int = 1, t_fixed: float = 0.0,
+              shape: tuple[int, int, int] = (0, 0, 0)) -> OpCost:
+    eta_bw = eff.bw * (eff.elementwise_bw if kind == "elementwise" else 1.0)
+    inputs = dict(F=F, η_compute=eta, F_peak=peak, M_moved=moved, η_bw=eta_bw,
+                  BW_HBM=hw.memory_bandwidth_bytes_per_s, t_dq=t_dq, t_launch=kernels * eff.launch_s + t_fixed)
     compute = F / (eta * peak) if F else 0.0
-    memory = moved / (eff.bw * hw.memory_bandwidth_bytes_per_s)
+    memory = moved / (eta_bw * hw.memory_bandwidth_bytes_per_s)
     return OpCost(layer, name, kind, count, F, moved, weights, kv_bytes, compute, memory, rf.op_time(**inputs),
                   inputs, shape)
 
@@ -148,18 +156,27 @@ def layer_costs(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: E
         else:
             weights = per / tp
         moved = weights + tokens * (d_in + d_out) * b_a / tp
-        peak = hw.peak(linear_peak or ("fp8" if dt.name.startswith("fp8") else "bf16"))
+        runs_at = linear_peak or ("fp8" if dt.name.startswith("fp8") else "bf16")
+        peak = hw.peak(runs_at)
         t_dq = 0.0
         if dt.name.split("-")[0] in k.WEIGHT_ONLY:  # dequantizing in the load path adds CUDA-core work
             t_dq = weights / float(dt.bytes_per_element) * eff.dequant_ops / hw.peak("fp32")
-        out.append(_roofline(hw, eff, layer=layer.kind, name=op.name, kind="linear", count=n, F=F,
-                             eta=eff.gemm_efficiency(max(d_out / tp, 1), d_in), peak=peak, moved=moved,
+        if op.name.startswith("moe.experts") and s.moe:  # each expert's GEMM has its share of the routed rows
+            eta = eff.moe_gemm * eff.gemm_efficiency(max(d_out / tp, 1), d_in, tokens / s.moe.n_experts, runs_at)
+        else:
+            eta = eff.gemm_efficiency(max(d_out / tp, 1), d_in, tokens, runs_at)
+        out.append(_roofline(hw, eff, layer=layer.kind, name=op.name, kind="linear", count=n, F=F, eta=eta, peak=peak,
+                             moved=moved,
                              weights=weights, t_dq=t_dq, shape=(tokens, d_in, d_out)))
     out += _attention(s, layer, n, hw, eff, ops=attention_ops, B=B, N=N, keys=keys, decode=decode, tp=tp, cp=cp,
                       kv=kv, flash=flash, b_a=b_a, bf16=bf16)
     out.append(_roofline(hw, eff, layer=layer.kind, name="elementwise", kind="elementwise", count=n, F=0.0, eta=1.0,
                          peak=bf16, moved=elementwise_bytes(s, layer, N=N, tp=tp, sp=shard.sp, b_a=b_a),
-                         kernels=k.ELEMENTWISE_KERNELS))
+                         kernels=eff.elementwise_kernels))
+    if layer.mlp != "dense" and s.moe:  # tokens permuted to their experts and back: e copies written and read twice
+        moved = float(N * s.moe.experts_per_token * s.d_model * b_a * k.MOE_DISPATCH_PASSES) / (tp if shard.sp else 1)
+        out.append(_roofline(hw, eff, layer=layer.kind, name="moe.dispatch", kind="elementwise", count=n, F=0.0,
+                             eta=1.0, peak=bf16, moved=moved, kernels=2, t_fixed=eff.moe_layer_s))
     if decode:  # the new token's K and V written into the cache
         width = (s.mla.kv_rank + s.mla.d_rope) if s.mla else 2 * s.kv_dim
         w = float(B * width * kv.bytes_per_element) / (1 if s.mla else tp)
@@ -181,8 +198,9 @@ def _attention(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: Ef
     else:  # a fused kernel reads Q, K and V and writes O once
         moved = N * (2 * s.n_heads + 2 * s.n_kv_heads) * s.head_dim * b_a / tp
     if flash or decode:  # decode kernels split the cache and reduce the parts: two launches (flash-decoding)
+        mean_keys = keys if decode else keys / 2  # a causal query attends to half the keys on average
         return [_roofline(hw, eff, layer=layer.kind, name="attention.core", kind="attention", count=n, F=F,
-                          eta=eff.attention, peak=bf16, moved=moved, kv_bytes=kv_bytes, kernels=2 if decode else 1)]
+                          eta=eff.attention_efficiency(s.head_dim, mean_keys), peak=bf16, moved=moved, kv_bytes=kv_bytes, kernels=2 if decode else 1)]
     # Unfused (Megatron-LM 2021): the b·h·s² scores are materialized and streamed through memory between kernels
     scores = k.SCORE_PASSES * B * s.n_heads / tp * keys * (N // B) * b_a / 2
     return [_roofline(hw, eff, layer=layer.kind, name="attention.core", kind="attention", count=n, F=F, eta=eff.gemm,
@@ -195,6 +213,7 @@ def head_cost(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, *, N: int, tp: in
               shard_lm_head: bool = True, linear_peak: str | None = None) -> OpCost:
     """The LM head over N positions: vocab-parallel over T_p (vLLM, Megatron), or whole on every rank (gpt-fast)."""
     dt = wd.get("lm_head", wd["*"])
+    runs_at = linear_peak or ("fp8" if dt.name.startswith("fp8") else "bf16")
     t_head = tp if shard_lm_head else 1
     per = float(s.d_model * s.vocab_size * dt.bytes_per_element) / t_head
     F = 2 * N * s.d_model * s.vocab_size / t_head
@@ -202,8 +221,8 @@ def head_cost(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, *, N: int, tp: in
     t_dq = per / float(dt.bytes_per_element) * eff.dequant_ops / hw.peak("fp32") if (
         dt.name.split("-")[0] in k.WEIGHT_ONLY) else 0.0
     return _roofline(hw, eff, layer="head", name="lm_head", kind="head", count=1, F=F,
-                     eta=eff.gemm_efficiency(s.vocab_size / t_head, s.d_model),
-                     peak=hw.peak(linear_peak or ("fp8" if dt.name.startswith("fp8") else "bf16")), moved=moved,
+                     eta=eff.gemm_efficiency(s.vocab_size / t_head, s.d_model, N, runs_at), peak=hw.peak(runs_at),
+                     moved=moved,
                      weights=per, t_dq=t_dq, shape=(N, s.d_model, s.vocab_size))
 
 

@@ -1,48 +1,159 @@
 """Every constant of the performance model, in one place, each with where it comes from.
 
-Nothing here is fitted per run. Each device's behaviour follows from its specs (F_peak per dtype, BW_HBM,
-links) and these utilizations; the low and high ends give the band every serving time carries.
+Nothing here is fitted per run. A device's behaviour follows from its specs (F_peak per dtype, BW_HBM, links)
+and its class's profile of achieved fractions (presets/efficiency/<class>.json, written by
+scripts/fit_efficiency.py from a named calibration set, or by `tmath calibrate` for the user's own device);
+a serving engine adds its per-step costs (presets/efficiency/engines/). The band of every figure is the spread
+of measured/predicted on the validation rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from functools import lru_cache
+
+from transformer_math.errors import TmathError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from transformer_math.config.hardware import HardwareSpec
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Efficiency:
-    """Achieved fractions of the peaks (seed 000 §9, §13: η_compute, η_bw) and fixed costs."""
+    """Achieved fractions of the peaks (seed 000 §9, §13: η_compute, η_bw) and fixed costs of one device class,
+    with the serving engine's per-step costs folded in (`with_engine`). Profiles are data: presets/efficiency/."""
 
-    gemm: float = 0.78  # η_compute of a large GEMM (MAMF: A100 bf16 ≈ 0.86, H100 ≈ 0.80; ml-engineering tables)
+    gemm: float = 0.78  # η_compute of a large bf16 GEMM (cuBLAS on random data; MAMF)
+    gemm_fp8: float = 0.70  # η_compute of a large FP8 GEMM relative to F_peak(fp8)
     gemm_dim_half: float = 256.0  # a weight dimension x scales η by x / (x + this): small matrices underfill the GPU
-    attention: float = 0.55  # η_compute of fused (flash) attention kernels relative to GEMM peak (FA2 on A100)
+    gemm_rows_half: float = 64.0  # the token dimension m scales η by m / (m + this): few rows underfill the tiles
+    attention: float = 0.55  # η_compute of fused (flash) attention at d_h = 128 and long sequences
+    attention_keys_half: float = 512.0  # keys per query at which a flash kernel reaches half its long-sequence η
+    attention_head_exponent: float = 0.3  # η × (d_h/128)^this below d_h = 128 (FA2 Fig. 5: d_h 64 ≈ 0.8 × 128)
     bw: float = 0.80  # η_bw: achieved fraction of BW_HBM for streaming kernels
+    elementwise_bw: float = 1.0  # element-wise kernels (norms, activations, optimizer) reach this share of η_bw
+    #                              (≈ 1 on GPUs; a CPU's transcendental and bf16-convert work makes it < 1)
     link: float = 0.75  # achieved fraction of the intra-node link for collectives (NCCL bus bandwidth)
     nic: float = 0.75  # achieved fraction of the per-GPU NIC bandwidth
     launch_s: float = 4e-6  # per-kernel fixed cost (launch under CUDA graphs, ramp-up and tail of the kernel)
+    eager_op_s: float = 2e-5  # per-op cost when an eager framework dispatches each op from Python (PyTorch
+    #                           dispatcher + nn.Module call; measured by tmath calibrate)
     dequant_ops: float = 3.0  # CUDA-core ops per weight element to dequantize weight-only int8/int4/nf4/mxfp4
     alpha_link_s: float = 1.5e-6  # α per collective step inside a node (NCCL LL protocol)
     alpha_nic_s: float = 5e-6  # α per collective step across nodes
     overlap: float = 0.8  # fraction of data-parallel/FSDP communication hidden behind compute
-    name: str = "mid"
+    overlap_tp: float = 0.0  # fraction of tensor-parallel communication hidden (Megatron tp-comm-overlap)
+    overlap_ep: float = 0.0  # fraction of expert-parallel all-to-all hidden (DeepEP / a2a overlap)
+    power_exponent: float = 0.6  # compute η × (P_cap/TDP)^this on a power-capped part (clocks fall with power)
+    moe_gemm: float = 0.7  # grouped expert GEMMs reach this share of a dense GEMM's η (ragged tiles, routing)
+    moe_layer_s: float = 2e-4  # fixed time per MoE layer and pass: router, top-k, token counts synced to the host
+    step_overhead_s: float = 0.0  # serving engine: CPU time per step not hidden behind the GPU (schedule, sample)
+    step_overhead_per_seq_s: float = 0.0  # and per running sequence (sampling, detokenizing, bookkeeping)
+    elementwise_kernels: int = 3  # kernels per layer for norms, residual adds, RoPE, activation (fused: 3)
+    name: str = "default"
 
-    def gemm_efficiency(self, n: float, k: float) -> float:
-        """η_compute of an (m×k)·(k×n) GEMM: the weight's dimensions decide how well tiles fill the GPU."""
-        h = self.gemm_dim_half
-        return self.gemm * (n / (n + h)) * (k / (k + h))
+    def gemm_efficiency(self, n: float, k: float, m: float = 1e9, dtype: str = "bf16") -> float:
+        """η_compute of an (m×k)·(k×n) GEMM: the weight's dimensions and the rows decide how well tiles fill."""
+        h, r = self.gemm_dim_half, self.gemm_rows_half
+        top = self.gemm_fp8 if dtype.startswith(("fp8", "fp4")) else self.gemm
+        return top * (n / (n + h)) * (k / (k + h)) * (m / (m + r))
 
-    def scaled(self, factor: float, name: str) -> Efficiency:
-        """The same assumptions with every utilization × factor (capped at 0.98) and fixed costs ÷ factor."""
-        cap = lambda x: min(0.98, x * factor)  # noqa: E731
-        return replace(self, gemm=cap(self.gemm), attention=cap(self.attention), bw=cap(self.bw),
-                       link=cap(self.link), nic=cap(self.nic), launch_s=self.launch_s / factor,
-                       dequant_ops=self.dequant_ops / factor,
-                       alpha_link_s=self.alpha_link_s / factor, alpha_nic_s=self.alpha_nic_s / factor,
-                       overlap=min(1.0, self.overlap * factor), name=name)
+    def attention_efficiency(self, d_h: float, keys: float) -> float:
+        """η_compute of a flash-attention kernel for head dimension d_h over `keys` keys per query."""
+        head = min(1.0, d_h / 128) ** self.attention_head_exponent
+        return self.attention * head * keys / (keys + self.attention_keys_half)
+
+    def capped(self, factor: float) -> Efficiency:
+        """Compute η on a part held to `factor` = P_cap/TDP of its rated power."""
+        f = min(1.0, factor) ** self.power_exponent
+        return replace(self, gemm=self.gemm * f, gemm_fp8=self.gemm_fp8 * f, attention=self.attention * f)
+
+    def with_engine(self, engine: Engine) -> Efficiency:
+        return replace(self, bw=min(0.98, self.bw * engine.bw), step_overhead_s=engine.step_overhead_s,
+                       step_overhead_per_seq_s=engine.step_overhead_per_seq_s,
+                       launch_s=self.eager_op_s if engine.eager else self.launch_s,
+                       elementwise_kernels=engine.elementwise_kernels,
+                       name=f"{self.name}+{engine.id}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Engine:
+    """A serving engine's behaviour beyond the kernels' roofline: per-step CPU cost, kernel fusion, KV paging."""
+
+    id: str
+    name: str
+    step_overhead_s: float  # exposed CPU time per scheduler step (scheduling, sampling, detokenizing)
+    step_overhead_per_seq_s: float = 0.0  # and per running sequence
+    bw: float = 1.0  # its decode kernels' bandwidth relative to the device's η_bw
+    eager: bool = False  # ops dispatched one by one from Python (each pays the device's eager_op_s)
+    elementwise_kernels: int = 3
+    block_tokens: int = 16  # paged-KV block size
+    max_num_seqs: int = 256
+    prefill_chunk: int = 8192
+    source: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Band:
+    """The 10th and 90th percentiles of measured/predicted (as throughput) on the calibration rows of one kind of
+    figure (scripts/fit_efficiency.py); benchmarks/validate_published.py reports how many validation rows fall
+    inside."""
+
+    low: float = 0.8
+    high: float = 1.25
+    calibration_rows: int = 0
+
+
+def _profiles_dir() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(__file__)), "presets", "efficiency")
+
+
+def efficiency_from_dict(d: Mapping[str, Any], *, name: str, where: str) -> Efficiency:
+    allowed = {f.name: f.type for f in fields(Efficiency)}
+    out = {}
+    for key, v in d.items():
+        if key not in allowed or key == "name":
+            raise TmathError(f"{where}.{key}", v, f"a field among {', '.join(sorted(set(allowed) - {'name'}))}")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1e6:
+            raise TmathError(f"{where}.{key}", v, "a non-negative number")
+        out[key] = int(v) if key == "elementwise_kernels" else float(v)
+    return replace(Efficiency(), name=name, **out)
+
+
+@lru_cache(maxsize=None)
+def device_profile(device_class: str) -> tuple[Efficiency, Mapping[str, Band]]:
+    """The fitted profile of a device class (presets/efficiency/<class>.json) and its bands per figure kind."""
+    from transformer_math.config.jsonfile import read_json_file
+
+    path = os.path.join(_profiles_dir(), f"{device_class}.json")
+    if not os.path.isfile(path):
+        return MID, {}
+    d = read_json_file(path, field="device_class")
+    bands = {k: Band(**v) for k, v in d.get("band", {}).items()}
+    return efficiency_from_dict(d["efficiency"], name=device_class, where=f"{device_class}.efficiency"), bands
+
+
+def list_engines() -> list[str]:
+    return sorted(n.removesuffix(".json") for n in os.listdir(os.path.join(_profiles_dir(), "engines"))
+                  if n.endswith(".json"))
+
+
+@lru_cache(maxsize=None)
+def engine(name: str) -> Engine:
+    from transformer_math.config.jsonfile import read_json_file
+
+    if name not in list_engines():
+        raise TmathError("engine", name, f"one of {', '.join(list_engines())}")
+    d = read_json_file(os.path.join(_profiles_dir(), "engines", f"{name}.json"), field="engine")
+    return Engine(**{f.name: d[f.name] for f in fields(Engine) if f.name in d})
 
 
 MID = Efficiency()
-BAND = (MID.scaled(0.85, "low"), MID, MID.scaled(1.12, "high"))
 
 # Kernel facts (not utilizations): how much work or traffic a step implies.
 ATTENTION_BACKWARD = 2.5  # flash-attention backward / forward FLOPs: it recomputes QK^T, then dV, dP, dQ, dK
@@ -50,8 +161,9 @@ ATTENTION_BACKWARD = 2.5  # flash-attention backward / forward FLOPs: it recompu
 SCORE_PASSES = 6  # unfused attention: scale+mask, softmax, dropout each read and write the b·h·s² scores
 ELEMENTWISE_D = 12  # d-wide values read or written per token per layer by fused norm, residual-add and RoPE kernels
 ELEMENTWISE_FF = 3  # d_ff-wide values per token per layer by the MLP activation (gate and up read, product written)
-ELEMENTWISE_KERNELS = 3  # kernels per layer for them: norm(+residual) ×2 and RoPE/activation, as compilers fuse them
 ELEMENTWISE_BACKWARD = 2  # their backward reads the saved inputs and the incoming gradient and writes one
+MOE_DISPATCH_PASSES = 4  # permute (read, write) and unpermute (read, write) of the e routed copies of each token
+#                          (Megatron-Core token dispatcher, vLLM fused_moe align/sort)
 FP8_CAST_BYTES = 5  # per element cast to FP8 with dynamic (current) scaling: amax read 2 + read 2 + write 1
 #                     (torchao Float8Linear, Transformer Engine current scaling)
 WEIGHT_ONLY = ("int8", "int4", "nf4", "mxfp4")  # formats dequantized to bf16 before the tensor cores
@@ -65,3 +177,20 @@ RESERVE_FRACTION_TRAIN = 0.05
 GPU_MEMORY_UTILIZATION = 0.90
 PREFILL_CHUNK = 8192  # tokens per prefill step in serving engines (vLLM's max_num_batched_tokens default)
 SAMPLED_SEQUENCES = 256  # sequences whose logits a step can hold (vLLM's max_num_seqs default)
+
+
+def efficiency_for(hw: HardwareSpec, engine_id: str | None = None) -> Efficiency:
+    """The achieved fractions for a device: its own calibrated profile, else its class's fitted one; held to its
+    power cap; with a serving engine's per-step costs when one is named."""
+    if hw.efficiency:
+        eff = efficiency_from_dict(dict(hw.efficiency), name=hw.id, where=hw.id)
+    else:
+        eff = device_profile(hw.device_class)[0]
+    if hw.power_cap_w and hw.tdp_w:
+        eff = eff.capped(hw.power_cap_w / hw.tdp_w)
+    return eff.with_engine(engine(engine_id)) if engine_id else eff
+
+
+def band_for(hw: HardwareSpec, kind: str) -> Band:
+    """The measured/predicted band of a figure kind (training, decode, prefill, throughput) for a device."""
+    return device_profile(hw.device_class)[1].get(kind) or device_profile("default")[1].get(kind) or Band()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from transformer_math.analysis.efficiency import MID, Efficiency
+from transformer_math.analysis.efficiency import Efficiency, engine as engine_profile
 from transformer_math.analysis.quantity import Quantity
 from transformer_math.analysis.report import describe_weight_dtypes, parse_weight_dtypes, render_explanation
 from transformer_math.analysis.serving import ServeLayout, ServePlan, ServeWorkload, Speculative, plan_serving
@@ -131,24 +131,27 @@ def _op(c: Any) -> dict[str, Any]:
 
 
 def serve(model: Any, gpu: Any, *, tp: int = 1, dp: int = 1, ep: int = 1, batch: int = 1, prompt: int = 1024,
-          gen: int = 256, weight_dtype: str | Mapping[str, str] = "auto", kv_dtype: str = "bf16", block: int = 16,
+          gen: int = 256, weight_dtype: str | Mapping[str, str] = "auto", kv_dtype: str = "bf16",
+          engine: str = "vllm", block: int | None = None,
           draft: Any = None, draft_k: int = 4, acceptance: float = 0.7, shard_lm_head: bool = True,
-          gpu_memory_utilization: float = 0.9, efficiency: Efficiency = MID, suggest: bool = True) -> ServeResult:
+          gpu_memory_utilization: float = 0.9, efficiency: Efficiency | None = None, suggest: bool = True) -> ServeResult:
     """Serving plan of `model` on `gpu`: T_p GPUs per replica, D_p replicas, experts over E_p ranks; B sequences
-    per replica with `prompt` + `gen` tokens. See analysis/serving.py."""
+    per replica with `prompt` + `gen` tokens, served by `engine` (its KV block size unless `block` is given).
+    See analysis/serving.py."""
     s, ref = _model(model)
     hw = load_hardware(gpu)
+    block = engine_profile(engine).block_tokens if block is None else block
     _check_count("draft_k", draft_k, 1, 64, integer=True)
     if isinstance(acceptance, bool) or not isinstance(acceptance, int | float) or not 0 <= acceptance < 1:
         raise TmathError("acceptance", acceptance, "a probability in [0, 1)")
     spec = Speculative(draft=load_model(draft), k=draft_k, acceptance=acceptance) if draft is not None else None
     w = ServeWorkload(batch=batch, prompt=prompt, gen=gen, weights=parse_weight_dtypes(weight_dtype, s),
                       kv=parse_dtype(kv_dtype, field="kv_dtype"), block=block, speculative=spec,
-                      shard_lm_head=shard_lm_head, gpu_memory_utilization=gpu_memory_utilization)
+                      shard_lm_head=shard_lm_head, gpu_memory_utilization=gpu_memory_utilization, engine=engine)
     L = ServeLayout(tp=tp, dp=dp, ep=ep)
     plan = plan_serving(s, hw, L, w, eff=efficiency)
     args = dict(tp=tp, dp=dp, ep=ep, batch=batch, prompt=prompt, gen=gen, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
-                block=block, draft=None if draft is None else (os.fspath(draft) if isinstance(draft, str | os.PathLike)
+                engine=engine, block=block, draft=None if draft is None else (os.fspath(draft) if isinstance(draft, str | os.PathLike)
                                                                 else load_model(draft).name),
                 draft_k=draft_k, acceptance=acceptance, gpu_memory_utilization=gpu_memory_utilization)
     result = ServeResult(plan=plan, hardware=hw, command=_serve_command(ref, hw.id, args))
@@ -159,7 +162,8 @@ def serve(model: Any, gpu: Any, *, tp: int = 1, dp: int = 1, ep: int = 1, batch:
 
 def _serve_command(ref: str, gpu: str, a: Mapping[str, Any]) -> str:
     parts = ["tmath", "serve", ref, "--gpu", gpu]
-    for k in ("tp", "dp", "ep", "batch", "prompt", "gen", "weight_dtype", "kv_dtype", "block", "gpu_memory_utilization"):
+    for k in ("tp", "dp", "ep", "batch", "prompt", "gen", "weight_dtype", "kv_dtype", "engine", "block",
+              "gpu_memory_utilization"):
         parts += [f"--{k.replace('_', '-')}", str(a[k])]
     if a.get("draft"):
         parts += ["--draft", str(a["draft"]), "--draft-k", str(a["draft_k"]), "--acceptance", str(a["acceptance"])]
@@ -167,7 +171,7 @@ def _serve_command(ref: str, gpu: str, a: Mapping[str, Any]) -> str:
 
 
 def _serve_suggestions(model: Any, gpu: Any, s: ModelSpec, plan: ServePlan, a: dict[str, Any],
-                       eff: Efficiency) -> list[Suggestion]:
+                       eff: Efficiency | None) -> list[Suggestion]:
     """The nearest changes that fit: the fewest GPUs per replica (at the weights' dtype, or with FP8 / int4 linear
     layers), an FP8 KV cache, a smaller batch, a shorter context, a larger memory share — each a whole plan."""
     out: list[Suggestion] = []
@@ -196,7 +200,7 @@ def _serve_suggestions(model: Any, gpu: Any, s: ModelSpec, plan: ServePlan, a: d
     return out
 
 
-def _try(model: Any, gpu: Any, a: dict[str, Any], delta: dict[str, Any], eff: Efficiency, out: list[Suggestion],
+def _try(model: Any, gpu: Any, a: dict[str, Any], delta: dict[str, Any], eff: Efficiency | None, out: list[Suggestion],
          change: str) -> bool:
     try:
         r = serve(model, gpu, **{**a, **delta}, efficiency=eff, suggest=False)
@@ -291,7 +295,7 @@ def train(model: Any, gpu: Any, *, global_batch: int, seq: int = 4096, gpus: int
           zero: int = 1, sequence_parallel: bool | None = None, interleave: int = 1, schedule: str = "1f1b",
           precision: str = "bf16", optimizer: str = "adamw", finetune: str = "full", lora_rank: int = 16,
           lora_targets: str | tuple[str, ...] = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-          flash_attention: bool = True, tokens: float = 0.0, price: float = 2.0, efficiency: Efficiency = MID,
+          flash_attention: bool = True, tokens: float = 0.0, price: float = 2.0, efficiency: Efficiency | None = None,
           suggest: bool = True) -> TrainResult:
     """Training plan: one optimizer step of `global_batch` sequences of `seq` tokens on T_p·P_p·D_p·C_p GPUs.
     D_p defaults to gpus/(T_p·P_p·C_p); sequence parallelism defaults to on when T_p > 1."""
@@ -327,7 +331,7 @@ def _check_count(name: str, v: Any, low: float, high: float, *, integer: bool = 
         raise TmathError(name, v, f"{'an integer' if integer else 'a number'} from {low:g} to {high:g}")
 
 
-def _train_suggestions(s: ModelSpec, ref: str, hw: HardwareSpec, L: Layout, w: Workload, eff: Efficiency,
+def _train_suggestions(s: ModelSpec, ref: str, hw: HardwareSpec, L: Layout, w: Workload, eff: Efficiency | None,
                        tokens: float, price: float) -> list[Suggestion]:
     """Nearby layouts that fit, fastest first: FSDP, recomputation, sequence parallelism, a smaller micro-batch,
     more tensor/pipeline/context parallelism on the same GPUs, more GPUs, shorter sequences."""
@@ -405,7 +409,7 @@ def search(model: Any, gpu: Any, *, gpus: int, global_batch: int, seq: int = 409
            optimizer: str = "adamw", finetune: str = "full", lora_rank: int = 16,
            lora_targets: str | tuple[str, ...] = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
            flash_attention: bool = True, tokens: float = 0.0, price: float = 2.0, top: int = 10,
-           time_limit_s: float = 60.0, efficiency: Efficiency = MID) -> SearchResult:
+           time_limit_s: float = 60.0, efficiency: Efficiency | None = None) -> SearchResult:
     """The fastest layouts of `gpus` GPUs that fit, each with the `tmath train` command that reproduces it."""
     s, ref = _model(model)
     hw = load_hardware(gpu)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from transformer_math.analysis import efficiency as k
 from transformer_math.analysis.costs import OpCost, Sharding, head_cost, layer_costs, total_time
-from transformer_math.analysis.efficiency import BAND, MID, Efficiency
+from transformer_math.analysis.efficiency import Efficiency, band_for, efficiency_for, engine
 from transformer_math.analysis.flops import cached_tokens
 from transformer_math.analysis.quantity import Book, Quantity, q, total
 from transformer_math.analysis.sharding import Mesh, local_params
@@ -80,6 +80,7 @@ class ServeWorkload:
     speculative: Speculative | None = None
     shard_lm_head: bool = True  # vocab-parallel LM head (vLLM, TensorRT-LLM); gpt-fast keeps it whole
     gpu_memory_utilization: float = k.GPU_MEMORY_UTILIZATION  # the engine's share of HBM (vLLM's setting)
+    engine: str = "vllm"  # its per-step CPU cost and kernel fusion (presets/efficiency/engines/)
 
     @property
     def decode_context(self) -> int:
@@ -94,7 +95,7 @@ class ServePlan:
     layout: ServeLayout
     workload: ServeWorkload
     quantities: dict[str, Quantity]
-    band: dict[str, tuple[float, float, float]]  # low, mid, high efficiency: ttft_s, tpot_s, tokens_per_s
+    band: dict[str, tuple[float, ...]]  # slow end, mid, fast end (validation quantiles): ttft_s, tpot_s, tokens_per_s
     decode_ops: list[OpCost]
     prefill_ops: list[OpCost]
     batch_curve: list[tuple[int, float, float, int]]  # (B, TPOT, tokens/s, bytes/GPU)
@@ -116,6 +117,7 @@ def validate(s: ModelSpec, L: ServeLayout, w: ServeWorkload) -> None:
             raise TmathError(name, v, f"an integer from 1 to {high}")
     if s.n_heads % L.tp:
         raise TmathError("tp", L.tp, f"a divisor of h_q = {s.n_heads}")
+    engine(w.engine)  # an unknown engine is an error naming the ones there are
     if L.ep > 1 and s.moe is None:
         raise TmathError("ep", L.ep, "1: expert parallelism needs an MoE model")
     if s.moe and s.moe.n_experts % L.ep:
@@ -180,6 +182,10 @@ def _step(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, L: ServeLayout, w: Se
         t = comm.all_to_all(n=ep, α=alpha, S=size, BW=link)
         ops.append(OpCost("comm", "ep.all_to_all ×2/moe layer", "comm", 2 * model.n_moe_layers, 0.0, 0.0, 0.0, 0.0, 0.0,
                           0.0, t, {"formula": f"t_1: all-to-all of S = {size:,} bytes over E_p = {ep} (comm.all_to_all)"}))
+    if eff.step_overhead_s or eff.step_overhead_per_seq_s:
+        t = eff.step_overhead_s + eff.step_overhead_per_seq_s * B
+        ops.append(OpCost("engine", "step_overhead", "overhead", 1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, t,
+                          dict(t_0=eff.step_overhead_s, t_seq=eff.step_overhead_per_seq_s, B=B)))
     return ops
 
 
@@ -216,9 +222,10 @@ def _memory(book: Book, s: ModelSpec, hw: HardwareSpec, L: ServeLayout, w: Serve
     return book.sum("memory.per_gpu", parts, unit="bytes", symbol="M_GPU")
 
 
-def plan_serving(s: ModelSpec, hw: HardwareSpec, layout: ServeLayout, w: ServeWorkload, *, eff: Efficiency = MID,
-                 band: tuple[Efficiency, ...] = BAND) -> ServePlan:
+def plan_serving(s: ModelSpec, hw: HardwareSpec, layout: ServeLayout, w: ServeWorkload, *,
+                 eff: Efficiency | None = None) -> ServePlan:
     validate(s, layout, w)
+    eff = eff or efficiency_for(hw, w.engine)
     L, B = layout, w.batch
     ctx = w.prompt + w.gen
     book = Book(explain=True)
@@ -238,15 +245,11 @@ def plan_serving(s: ModelSpec, hw: HardwareSpec, layout: ServeLayout, w: ServeWo
                    note=f"one decode step of B = {B} sequences at the mean context L = {w.decode_context}"))
     _tpot(book, s, hw, eff, L, w, B=B)
     book.f("serve.tokens_per_s", fl.serve_tokens_per_s, D_p=L.dp, B=B, TPOT=book.ref("serve.tpot"))
-    bands = {"ttft_s": [], "tpot_s": [], "tokens_per_s": []}
-    for e in band:
-        scratch = Book(explain=False)
-        scratch.values["serve.decode_step"] = total_time(_step(s, hw, e, L, w, B=B, T=1, ctx=w.decode_context,
-                                                               decode=True))
-        _tpot(scratch, s, hw, e, L, w, B=B, explain=False)
-        bands["ttft_s"].append(total_time(_step(s, hw, e, L, w, B=B, T=w.prompt, ctx=0, decode=False)))
-        bands["tpot_s"].append(scratch.values["serve.tpot"])
-        bands["tokens_per_s"].append(L.dp * B / scratch.values["serve.tpot"])
+    prefill_band, decode_band = band_for(hw, "prefill"), band_for(hw, "decode")
+    ttft, tpot = book.values["serve.ttft"], book.values["serve.tpot"]
+    bands = {"ttft_s": (ttft / prefill_band.low, ttft, ttft / prefill_band.high),
+             "tpot_s": (tpot / decode_band.low, tpot, tpot / decode_band.high),
+             "tokens_per_s": tuple(L.dp * B / t for t in (tpot / decode_band.low, tpot, tpot / decode_band.high))}
     curve, compute_bound = _curve(s, hw, eff, L, w, max_batch=book.ref("serve.max_batch"))
     notes = [f"B = {B} concurrent sequences per replica; {L.dp} replica(s) of {L.tp} GPU(s)",
              f"reserve = 1 GiB + {1 - w.gpu_memory_utilization:.0%} of HBM (gpu_memory_utilization "
@@ -261,7 +264,7 @@ def plan_serving(s: ModelSpec, hw: HardwareSpec, layout: ServeLayout, w: ServeWo
     if L.ep > 1:
         notes.append(f"experts over E_p = {L.ep} of the {L.gpus} GPUs, each split {L.expert_tp} ways")
     return ServePlan(model=s.name, gpu=hw.id, layout=L, workload=w, quantities=book.quantities,
-                     band={k_: (v[0], v[1], v[2]) for k_, v in bands.items()}, decode_ops=decode, prefill_ops=prefill,
+                     band=bands, decode_ops=decode, prefill_ops=prefill,
                      batch_curve=curve, compute_bound_batch=compute_bound, notes=tuple(notes))
 
 

@@ -25,7 +25,7 @@ from transformer_math.analysis import collectives
 from transformer_math.analysis import efficiency as k
 from transformer_math.analysis.collectives import Collective
 from transformer_math.analysis.costs import OpCost, Sharding, head_cost, layer_costs
-from transformer_math.analysis.efficiency import MID, Efficiency
+from transformer_math.analysis.efficiency import Efficiency, efficiency_for
 from transformer_math.analysis.flops import forward_flops
 from transformer_math.analysis.memory import activation_bytes
 from transformer_math.analysis.params import active_params, params_breakdown
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 OPTIMIZERS = {"adamw": (4, 4), "adam8bit": (1, 1), "sgd": (4, 0), "adafactor": (0, 0)}
 RECOMPUTE = ("none", "selective", "full")
 SCHEDULES = ("1f1b", "gpipe")  # 1F1B with interleave v > 1 is the interleaved schedule
-PRECISIONS = ("bf16", "fp8")
+PRECISIONS = ("bf16", "fp8", "fp4")
 FINETUNES = ("full", "lora", "qlora")
 NF4 = parse_dtype("nf4")
 BF16 = parse_dtype("bf16")
@@ -96,7 +96,7 @@ class Workload:
 
     global_batch: int
     seq: int
-    precision: str = "bf16"  # bf16 | fp8 (the linear layers; attention and norms stay 16-bit)
+    precision: str = "bf16"  # bf16 | fp8 | fp4 (the linear layers; attention and norms stay 16-bit)
     optimizer: str = "adamw"
     finetune: Finetune = field(default_factory=Finetune)
     flash_attention: bool = True
@@ -148,7 +148,7 @@ def validate(s: ModelSpec, L: Layout, w: Workload) -> None:
     checks = [
         (w.optimizer in OPTIMIZERS, "optimizer", w.optimizer, f"one of {', '.join(OPTIMIZERS)}"),
         (L.recompute in RECOMPUTE, "recompute", L.recompute, "none, selective or full"),
-        (w.precision in PRECISIONS, "precision", w.precision, "bf16 or fp8"),
+        (w.precision in PRECISIONS, "precision", w.precision, "bf16, fp8 or fp4 (NVFP4/MXFP4 linear layers)"),
         (w.finetune.mode in FINETUNES, "finetune", w.finetune.mode, "full, lora or qlora"),
         (L.schedule in SCHEDULES, "schedule", L.schedule, "1f1b or gpipe"),
         (L.zero in (0, 1, 2, 3), "zero", L.zero, "a ZeRO stage 0, 1, 2 or 3 (3 = FSDP)"),
@@ -267,7 +267,7 @@ def _kind_ops(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, w: Workload, laye
               shard: Sharding) -> tuple[OpCost, ...]:
     """Forward ops of one layer of a kind (count 1): shared by every stage and layout that cut it the same way."""
     return tuple(layer_costs(s, layer, 1, hw, eff, B=b, T=T, shard=shard, wd={"*": BF16}, kv=BF16,
-                             linear_peak="fp8" if w.precision == "fp8" else None, flash=w.flash_attention))
+                             linear_peak=None if w.precision == "bf16" else w.precision, flash=w.flash_attention))
 
 
 @lru_cache(maxsize=4096)
@@ -293,7 +293,7 @@ def build_stage(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, w: Workload, *,
         act_rep += n * rep
         act_split += n * split
     last = i == pp - 1
-    head = head_cost(s, hw, eff, N=b * T, tp=tp, wd={"*": BF16}, linear_peak="fp8" if w.precision == "fp8" else None
+    head = head_cost(s, hw, eff, N=b * T, tp=tp, wd={"*": BF16}, linear_peak=None if w.precision == "bf16" else w.precision
                      ) if last else None
     work = head_bytes / tp if last else 0.0
     if recompute == "full":  # backward rebuilds one layer's full activations at a time
@@ -301,7 +301,7 @@ def build_stage(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, w: Workload, *,
         work += max((r if not sp else 0.0) + (x if not sp else r + x) / tp for r, x in full.values())
     counted = [(op, n) for ops, n in layers for op in ops] + ([(head, 1)] if head else [])
     aux: list[OpCost] = []
-    if w.precision == "fp8":
+    if w.precision != "bf16":
         cast = _fp8_casts(counted, hw, eff, tp)
         if cast:
             aux.append(cast)
@@ -486,7 +486,7 @@ def _step_terms(book: Book, s: ModelSpec, hw: HardwareSpec, eff: Efficiency, w: 
     master = 4 if w.finetune.mode == "full" else 0
     b_w = 2 if w.finetune.mode == "full" else 4
     book.f("train.optimizer", fl.optimizer_time, P_opt=c["P_opt"], b_rw=2 * b_w + 2 * (master + b_m + b_v),
-           η_bw=eff.bw, BW_HBM=hw.memory_bandwidth_bytes_per_s)
+           η_bw=eff.bw * eff.elementwise_bw, BW_HBM=hw.memory_bandwidth_bytes_per_s)
     book.f("train.step_time", fl.step_time, m=m, t_mb=t_mb, t_bubble=book.ref("train.bubble"),
            t_DP=book.ref("train.dp"), t_opt=book.ref("train.optimizer"))
     t_step = book.ref("train.step_time")
@@ -605,10 +605,11 @@ class TrainPlan:
         return self["train.over"] <= 0
 
 
-def plan_training(s: ModelSpec, hw: HardwareSpec, layout: Layout, w: Workload, *, eff: Efficiency = MID,
+def plan_training(s: ModelSpec, hw: HardwareSpec, layout: Layout, w: Workload, *, eff: Efficiency | None = None,
                   tokens: float = 0.0, price: float = 0.0) -> TrainPlan:
     """Memory per GPU and step time of one optimizer step, every number explained."""
     validate(s, layout, w)
+    eff = eff or efficiency_for(hw)
     L = layout
     x = _layout_values(s, w, tp=L.tp, pp=L.pp, dp=L.dp, cp=L.cp, ep=L.ep, mb=L.micro_batch,
                        rec=RECOMPUTE.index(L.recompute), zero=L.zero, sp=L.sequence_parallel, v=L.interleave,
@@ -636,7 +637,7 @@ def plan_training(s: ModelSpec, hw: HardwareSpec, layout: Layout, w: Workload, *
 
 
 def evaluate(s: ModelSpec, hw: HardwareSpec, w: Workload, *, tp: Any, pp: Any, dp: Any, cp: Any, ep: Any, mb: Any,
-             rec: Any, zero: Any, sp: Any, v: Any, gpipe: Any, eff: Efficiency = MID,
+             rec: Any, zero: Any, sp: Any, v: Any, gpipe: Any, eff: Efficiency | None = None,
              deadline: float | None = None) -> dict[str, Any]:
     """The same composition on numpy arrays of layouts (broadcast together): every value of plan_training for each.
 
@@ -645,6 +646,7 @@ def evaluate(s: ModelSpec, hw: HardwareSpec, w: Workload, *, tp: Any, pp: Any, d
     """
     import numpy as np
 
+    eff = eff or efficiency_for(hw)
     arrs = np.broadcast_arrays(*(np.asarray(a) for a in (tp, pp, dp, cp, ep, mb, rec, zero, sp, v, gpipe)))
     tp, pp, dp, cp, ep, mb, rec, zero, sp, v, gpipe = arrs
     x = _layout_values(s, w, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, mb=mb, rec=rec, zero=zero, sp=sp, v=v, gpipe=gpipe)
@@ -714,7 +716,7 @@ class SearchRow:
 MAX_LAYOUTS = 300_000  # a search's grid; more is a typo in --gpus or a model no layout search needs
 
 
-def search_layouts(s: ModelSpec, hw: HardwareSpec, w: Workload, *, gpus: int, eff: Efficiency = MID,
+def search_layouts(s: ModelSpec, hw: HardwareSpec, w: Workload, *, gpus: int, eff: Efficiency | None = None,
                    top: int = 10, time_limit_s: float = 60.0) -> tuple[list[SearchRow], int, float]:
     """Every TP × PP × DP (ZeRO 1–3) × CP × EP × micro-batch × recompute × interleave × SP layout of `gpus` GPUs,
     evaluated at once on arrays; the `top` fastest that fit, without equivalent rows (a layout whose step time

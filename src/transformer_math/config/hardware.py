@@ -30,6 +30,10 @@ class HardwareSpec:
     link_bandwidth_bytes_per_s: float = field(metadata={"symbol": "BW_NVLink", "unit": "bytes/s"})
     nic_bandwidth_bytes_per_s: float = field(metadata={"symbol": "BW_NIC", "unit": "bytes/s"})
     gpus_per_node: int = 8
+    device_class: str = ""  # the efficiency profile it shares (presets/efficiency/<class>.json)
+    tdp_w: float = 0.0
+    power_cap_w: float = 0.0  # 0: runs at its rated power
+    efficiency: tuple[tuple[str, float], ...] = ()  # a calibrated device's own profile (tmath calibrate)
     source: str = ""
 
     def peak(self, dtype: str) -> float:
@@ -75,13 +79,25 @@ def hardware_from_dict(d: Mapping[str, Any], *, where: str = "gpu") -> HardwareS
     if isinstance(gpn, bool) or not isinstance(gpn, int) or not 1 <= gpn <= 4096:
         raise TmathError(f"{where}.gpus_per_node", gpn, "an integer from 1 to 4096")
     src = d.get("source", "")
+    cls = d.get("device_class", "")
+    if not isinstance(cls, str) or len(cls) > 40:
+        raise TmathError(f"{where}.device_class", cls, "a profile name such as ampere, hopper, blackwell, ada, cdna3")
+    eff = d.get("efficiency", {})
+    if not isinstance(eff, Mapping):
+        raise TmathError(f"{where}.efficiency", eff, "an object of achieved fractions (tmath calibrate writes one)")
+    from transformer_math.analysis.efficiency import efficiency_from_dict
+
+    efficiency_from_dict(eff, name=name, where=f"{where}.efficiency")  # validated here, once
     return HardwareSpec(id=str(d.get("id") or name), name=name, memory_bytes=int(_number(d, "memory_bytes", where)),
                         memory_bandwidth_bytes_per_s=_number(d, "memory_bandwidth_bytes_per_s", where),
                         peak_flops_per_s=tuple((k, float(v)) for k, v in peaks.items()),
                         link_bandwidth_bytes_per_s=link,
                         nic_bandwidth_bytes_per_s=_number(d, "nic_bandwidth_bytes_per_s", where, required=False,
                                                           default=min(link, 25e9)),
-                        gpus_per_node=gpn, source=json.dumps(src) if not isinstance(src, str) else src)
+                        gpus_per_node=gpn, device_class=cls,
+                        tdp_w=_number(d, "tdp_w", where, required=False), power_cap_w=_number(d, "power_cap_w", where,
+                                                                                             required=False),
+                        efficiency=tuple((k, float(v)) for k, v in eff.items()), source=json.dumps(src) if not isinstance(src, str) else src)
 
 
 def list_hardware() -> list[str]:

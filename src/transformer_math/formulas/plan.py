@@ -177,6 +177,13 @@ def tpot(*, k_draft: int, t_draft: float, t_step: float, E_tokens: float) -> flo
     return (k_draft * t_draft + t_step) / E_tokens
 
 
+@formula(id="serve.engine_overhead", symbol="t_cpu", unit="s", expr="t_0 + t_seq·B",
+         source="the serving engine's profile (presets/efficiency/engines/, fitted by scripts/fit_efficiency.py): "
+                "CPU time per step — scheduling, sampling, output processing of B sequences — the GPU does not hide")
+def engine_overhead(*, t_0: float, t_seq: float, B: int) -> float:
+    return t_0 + t_seq * B
+
+
 @formula(id="serve.tokens_per_s", symbol="tok/s", unit="tokens/s", expr="D_p·B / TPOT",
          source="decode throughput: B sequences per replica each get a token every TPOT, D_p replicas")
 def serve_tokens_per_s(*, D_p: int, B: int, TPOT: float) -> float:

@@ -93,6 +93,7 @@ class ServeRequest(ModelInput):
     gen: int = Field(256, ge=1, le=10**6)
     weight_dtype: str = Field("auto", max_length=200)
     kv_dtype: str = Field("bf16", max_length=20)
+    engine: Literal["vllm", "sglang", "trtllm", "gptfast", "hf", "deepspeed-fastgen"] = "vllm"
     block: int = Field(16, ge=1, le=1024)
     draft: PresetName | None = None
     draft_k: int = Field(4, ge=1, le=16)
