@@ -25,18 +25,18 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from transformer_math import validation as v
-from transformer_math.analysis.efficiency import MID, Efficiency, Engine, engine, list_engines
+from transformer_math.analysis.efficiency import ENGINE_FIELDS, MID, Efficiency, Engine, engine, list_engines
 from transformer_math.config.hardware import list_hardware, load_hardware
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROFILES = os.path.join(HERE, "..", "src", "transformer_math", "presets", "efficiency")
 CLASSES = ("ampere", "hopper", "blackwell", "ada", "cdna3", "tpu")
 CLASS_PARAMS = {"gemm": (0.2, 0.98), "gemm_fp8": (0.2, 0.98), "attention": (0.1, 0.98), "moe_gemm": (0.05, 1.0), "moe_layer_s": (0.0, 0.01),
-                "overlap": (0.0, 1.0), "overlap_tp": (0.0, 0.95), "bw": (0.3, 0.98)}
-ENGINE_PARAMS = {"step_overhead_s": (0.0, 0.02), "step_overhead_per_seq_s": (0.0, 2e-4)}
+                "overlap": (0.0, 1.0), "overlap_tp": (0.0, 0.95), "overlap_ep": (0.0, 0.95), "bw": (0.3, 0.98), "attention_bw": (0.2, 1.5), "gemm_rows_half": (4.0, 512.0)}
+ENGINE_PARAMS = {"step_overhead_s": (0.0, 0.02), "step_overhead_per_seq_s": (0.0, 5e-4)}
 FACTORS = (0.5, 0.65, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0)
 CAP = math.log(4)
-PRIOR_WEIGHT = 0.05  # a factor 2 away from the prior costs as much as 3.5 % more median error
+PRIOR_WEIGHT = 0.1  # a factor 2 away from the prior costs as much as 5 % more median error
 
 
 def loss(rows: list[v.Row]) -> float:
@@ -58,11 +58,26 @@ def _engine_prior(name: str) -> Engine:
                    step_overhead_per_seq_s=prior["step_overhead_per_seq_s"])
 
 
+def priors() -> tuple[dict[str, Efficiency], dict[str, dict[str, tuple[float, float]]]]:
+    """Each class's starting point (MID with its MAMF fractions) and the bounds of its fitted fields."""
+    with open(os.path.join(PROFILES, "priors.json"), encoding="utf-8") as f:
+        doc = json.load(f)
+    start, bounds = {}, {}
+    for c in CLASSES:
+        given = {k: x for k, x in doc["classes"][c].items() if k in ("gemm", "gemm_fp8")}
+        start[c] = replace(MID, **given)
+        b = dict(CLASS_PARAMS, bw=(doc["bw_min"], doc["bw_max"]))
+        for k, x in given.items():  # no framework beats the best-shape matmul
+            b[k] = (0.3 * x, x)
+        bounds[c] = b
+    return start, bounds
+
+
 class State:
     """The profiles under fit, and the efficiency each calibration row is predicted with."""
 
     def __init__(self) -> None:
-        self.classes = {c: MID for c in CLASSES}
+        self.classes, self.bounds = priors()
         self.engines = {e: _engine_prior(e) for e in list_engines()}
         self.cls_of = {h: load_hardware(h).device_class for h in list_hardware()}
         self.cache: dict[str, Any] = {}
@@ -92,7 +107,7 @@ def _descend(state: State, rows_of: Any, get: Any, put: Any, params: dict[str, t
         best_loss = loss(rows_of()) + _prior_penalty(name, best, prior)
         start = best
         for f in FACTORS:
-            x = min(hi, max(lo, start * f)) if start else (hi - lo) * (f - 0.5) / 10
+            x = min(hi, max(lo, start * f)) if start else lo + (hi - lo) * (f - 0.5) / 1.5
             if x == best:
                 continue
             put(name, x)
@@ -106,14 +121,7 @@ def fit(state: State, calib: set[str], rounds: int = 3) -> None:
     def in_class(c: str) -> Any:
         return lambda r: r["source_group"] in calib and state.cls_of.get(r.get("device", "")) == c
 
-    for _ in range(rounds):
-        for c in CLASSES:  # one set of fractions per class, fitted on its training and serving rows together
-            only = in_class(c)
-            if not state.rows(only):
-                continue
-            _descend(state, lambda: state.rows(only), lambda n: getattr(state.classes[c], n),
-                     lambda n, x: state.classes.__setitem__(c, replace(state.classes[c], **{n: x})), CLASS_PARAMS,
-                     MID)
+    for _ in range(rounds):  # engines first: a per-step cost shared by devices before per-class fractions
         for e in state.engines:
             only = lambda r, e=e: r["source_group"] in calib and v.ENGINES.get(r.get("engine", "")) == e  # noqa: E731
             if not state.rows(only):
@@ -121,6 +129,13 @@ def fit(state: State, calib: set[str], rounds: int = 3) -> None:
             _descend(state, lambda: state.rows(only), lambda n: getattr(state.engines[e], n),
                      lambda n, x: state.engines.__setitem__(e, replace(state.engines[e], **{n: x})), ENGINE_PARAMS,
                      _engine_prior(e))
+        for c in CLASSES:  # one set of fractions per class, fitted on its training and serving rows together
+            only = in_class(c)
+            if not state.rows(only):
+                continue
+            _descend(state, lambda: state.rows(only), lambda n: getattr(state.classes[c], n),
+                     lambda n, x: state.classes.__setitem__(c, replace(state.classes[c], **{n: x})),
+                     state.bounds[c], priors()[0][c])
 
 
 def bands(rows: list[v.Row]) -> dict[str, dict[str, float]]:
@@ -140,12 +155,13 @@ def _summary(rows: list[v.Row]) -> dict[str, Any]:
 
 
 def write(state: State, calib: set[str], rows: list[v.Row]) -> None:
-    prior = asdict(MID)
     band = bands(rows)
+    start = priors()[0]
     for c in CLASSES:
+        prior = asdict(start[c])
         mine = [r for r in rows if state.cls_of.get(r.device) == c]
         eff = {k: float(f"{x:.6g}") if isinstance(x, float) else x for k, x in asdict(state.classes[c]).items()
-               if k not in ("name", "step_overhead_s", "step_overhead_per_seq_s", "elementwise_kernels")}
+               if k != "name" and k not in ENGINE_FIELDS}
         doc = {"class": c, "devices": sorted(h for h, k in state.cls_of.items() if k == c), "efficiency": eff,
                "fitted": {k: {"prior": prior[k], "value": eff[k]} for k in eff if eff[k] != prior[k]},
                "calibration": {"groups": sorted({r.group for r in mine}),
@@ -157,8 +173,8 @@ def write(state: State, calib: set[str], rows: list[v.Row]) -> None:
                         "e.g. a class without calibration rows of that kind"}
         _dump(os.path.join(PROFILES, f"{c}.json"), doc)
     _dump(os.path.join(PROFILES, "default.json"), {
-        "class": "default", "efficiency": {k: x for k, x in prior.items() if k not in (
-            "name", "step_overhead_s", "step_overhead_per_seq_s", "elementwise_kernels")},
+        "class": "default", "efficiency": {k: x for k, x in asdict(MID).items() if k != "name" and k not in
+                                           ENGINE_FIELDS},
         "band": band, "about": "the priors of analysis/efficiency.py, for a device without a class or calibration"})
     for name, e in state.engines.items():
         path = os.path.join(PROFILES, "engines", f"{name}.json")

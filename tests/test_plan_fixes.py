@@ -83,7 +83,7 @@ def test_context_parallel_costs():
     short = tm.train(s, "h100-sxm", seq=8192, **kw).plan
     long = tm.train(s, "h100-sxm", seq=131072, cp=8, global_batch=1, gpus=8).plan
     slow = (1 / long["train.tokens_per_s"]) / (1 / short["train.tokens_per_s"])
-    assert slow > 3  # was 1.3×: the rank attended only (s/C_p)² pairs
+    assert slow > 2.5  # was 1.3×: the rank attended only (s/C_p)² pairs
     attention = [c for c in long.quantities["time.attention"].walk() if c.key.endswith("attention.core")][0]
     causal = forward_flops(s, B=1, T=131072, attention="causal", key="f")
     pairs = sum(c.value for layer in causal.children for c in layer.children if "attention." in c.key

@@ -573,7 +573,9 @@ def build_profile(*, name: str, kind: str, memory_bytes: int, launch_s: float, b
         out.update(memory_bandwidth_bytes_per_s=nominal_bw, peak_flops_per_s=peaks, link_bandwidth_bytes_per_s=link,
                    nic_bandwidth_bytes_per_s=min(link, 25e9), gpus_per_node=max(1, gpus), device_class=cls)
     peak_bf16 = peaks.get("bf16") or peaks.get("fp16") or max(peaks.values())
-    eff = {f.name: getattr(base, f.name) for f in fields(base) if f.name != "name"}
+    from transformer_math.analysis.efficiency import ENGINE_FIELDS
+
+    eff = {f.name: getattr(base, f.name) for f in fields(base) if f.name != "name" and f.name not in ENGINE_FIELDS}
     bf16 = [x for x in gemm if x["dtype"] == "bf16"]
     # Weights stream through matrix-vector products at their own rate (on a CPU well below a copy's): a one-row
     # product over a weight larger than the caches sets η_bw, which decode and every weight-bound op use

@@ -118,6 +118,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
     if not r.fits:
         print("\n".join(_not_fit(out, out["memory"])))
         return 3
+    print(f"  efficiency: {out['profile']} profile, {out['engine']} engine; bands: 10th–90th percentile of "
+          "measured/predicted on the calibration runs (benchmarks/validate_published.py)")
     lo, mid, hi = out["band"]["ttft_s"]
     print(f"  TTFT (prefill of all {out['batch']} prompts): {_ms(mid)}  (band {_ms(hi)} – {_ms(lo)})")
     lo, mid, hi = out["band"]["tpot_s"]
@@ -196,6 +198,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     palm = f"   MFU (PaLM) {out['mfu_palm']:.1%}" if out["mfu_palm"] is not None else ""
     print(f"  {out['tokens_per_s']:,.0f} tokens/s   {out['tflops_per_gpu']:.1f} TFLOP/s per GPU   MFU {out['mfu']:.1%}   "
           f"HFU {out['hfu']:.1%}{palm}")
+    lo, _, hi = out["band"]["tokens_per_s"]
+    print(f"  band {lo:,.0f} – {hi:,.0f} tokens/s ({out['profile']} profile: 10th–90th percentile of measured/predicted "
+          "on the calibration runs)")
     if out["days"] is not None:
         print(f"  {out['tokens']:.3g} tokens: {out['days']:.1f} days, {out['days'] * 24 * out['gpus']:,.0f} GPU-hours, "
               f"${out['cost_usd']:,.0f} at ${out['price']}/GPU-hour")

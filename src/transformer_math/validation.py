@@ -379,3 +379,38 @@ def coverage(rows_: list[Row], band_of: Callable[[Row], Any]) -> float:
         b = band_of(r)
         inside += b.low <= r.ratio <= b.high
     return inside / len(scored) if scored else math.nan
+
+
+_LAYOUT = ("tp", "pp", "cp", "vp", "ep", "dp", "micro_batch", "global_batch")  # re-chosen with the scale by the source
+TREND_KEYS = {"GPU count": ("gpus", *_LAYOUT), "sequence length": ("seq", *_LAYOUT),
+              "context length": ("input_len", "output_len"),
+              "batch": ("batch", "concurrency", "num_prompts", "micro_batch", "global_batch")}
+_IGNORED = {"id", "value", "notes", "not_stated", "source", "engine_version", "flops_convention", "unscored_reason"}
+
+
+def trends(rows_: list[Row], what: str) -> tuple[int, int, list[str]]:
+    """Pairs of scored rows that differ only in `what` (TREND_KEYS): how many move the same way measured and
+    predicted, out of how many; and the ones that do not."""
+    keys = TREND_KEYS[what]
+    groups: dict[Any, list[Row]] = {}
+    for r in rows_:
+        if not r.scored:
+            continue
+        rest = tuple(sorted((k, str(x)) for k, x in r.setup.items() if k not in keys and k not in _IGNORED))
+        groups.setdefault((r.metric, rest), []).append(r)
+    same = total = 0
+    wrong = []
+    for members in groups.values():
+        members.sort(key=lambda r: tuple(r.setup.get(k) or 0 for k in keys))
+        for a, b in zip(members, members[1:]):
+            if tuple(a.setup.get(k) for k in keys) == tuple(b.setup.get(k) for k in keys):
+                continue
+            dm, dp = b.measured - a.measured, b.predicted - a.predicted
+            if abs(dm) < 0.02 * abs(a.measured):  # flat within 2 %: either direction agrees
+                same += 1
+            elif dm * dp > 0:
+                same += 1
+            else:
+                wrong.append(f"{a.id} → {b.id}: measured {dm:+.3g}, predicted {dp:+.3g}")
+            total += 1
+    return same, total, wrong

@@ -88,9 +88,9 @@ class Sharding:
 
 def _roofline(hw: HardwareSpec, eff: Efficiency, *, layer: str, name: str, kind: str, count: int, F: float,
               eta: float, peak: float, moved: float, weights: float = 0.0, kv_bytes: float = 0.0,
-              t_dq: float = 0.0, kernels: int = 1, t_fixed: float = 0.0,
+              t_dq: float = 0.0, kernels: int = 1, t_fixed: float = 0.0, bw_factor: float = 1.0,
               shape: tuple[int, int, int] = (0, 0, 0)) -> OpCost:
-    eta_bw = eff.bw * (eff.elementwise_bw if kind == "elementwise" else 1.0)
+    eta_bw = eff.bw * (eff.elementwise_bw if kind == "elementwise" else bw_factor)
     inputs = dict(F=F, η_compute=eta, F_peak=peak, M_moved=moved, η_bw=eta_bw,
                   BW_HBM=hw.memory_bandwidth_bytes_per_s, t_dq=t_dq, t_launch=kernels * eff.launch_s + t_fixed)
     compute = F / (eta * peak) if F else 0.0
@@ -127,7 +127,8 @@ def elementwise_bytes(s: ModelSpec, layer: LayerSpec, *, N: int, tp: int, sp: bo
 
 def layer_costs(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: Efficiency, *, B: int, T: int,
                 L: int = 0, decode: bool = False, shard: Sharding = Sharding(), wd: Mapping[str, DType],
-                kv: DType, linear_peak: str | None = None, flash: bool = True, b_a: int = 2) -> list[OpCost]:
+                kv: DType, linear_peak: str | None = None, flash: bool = True, b_a: int = 2,
+                training: bool = False) -> list[OpCost]:
     """Costs of one layer kind's ops on one GPU.
 
     Prefill / training: B sequences of T tokens on this GPU (T = s/C_p under context parallelism: the GPU's
@@ -176,7 +177,8 @@ def layer_costs(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: E
     if layer.mlp != "dense" and s.moe:  # tokens permuted to their experts and back: e copies written and read twice
         moved = float(N * s.moe.experts_per_token * s.d_model * b_a * k.MOE_DISPATCH_PASSES) / (tp if shard.sp else 1)
         out.append(_roofline(hw, eff, layer=layer.kind, name="moe.dispatch", kind="elementwise", count=n, F=0.0,
-                             eta=1.0, peak=bf16, moved=moved, kernels=2, t_fixed=eff.moe_layer_s))
+                             eta=1.0, peak=bf16, moved=moved, kernels=2,
+                             t_fixed=eff.moe_layer_s if training else 0.0))
     if decode:  # the new token's K and V written into the cache
         width = (s.mla.kv_rank + s.mla.d_rope) if s.mla else 2 * s.kv_dim
         w = float(B * width * kv.bytes_per_element) / (1 if s.mla else tp)
@@ -200,7 +202,9 @@ def _attention(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: Ef
     if flash or decode:  # decode kernels split the cache and reduce the parts: two launches (flash-decoding)
         mean_keys = keys if decode else keys / 2  # a causal query attends to half the keys on average
         return [_roofline(hw, eff, layer=layer.kind, name="attention.core", kind="attention", count=n, F=F,
-                          eta=eff.attention_efficiency(s.head_dim, mean_keys), peak=bf16, moved=moved, kv_bytes=kv_bytes, kernels=2 if decode else 1)]
+                          eta=eff.attention_efficiency(s.head_dim, mean_keys), peak=bf16, moved=moved,
+                          kv_bytes=kv_bytes, kernels=2 if decode else 1,
+                          bw_factor=eff.attention_bw if decode else 1.0)]
     # Unfused (Megatron-LM 2021): the b·h·s² scores are materialized and streamed through memory between kernels
     scores = k.SCORE_PASSES * B * s.n_heads / tp * keys * (N // B) * b_a / 2
     return [_roofline(hw, eff, layer=layer.kind, name="attention.core", kind="attention", count=n, F=F, eta=eff.gemm,

@@ -36,6 +36,8 @@ class Efficiency:
     attention_keys_half: float = 512.0  # keys per query at which a flash kernel reaches half its long-sequence η
     attention_head_exponent: float = 0.3  # η × (d_h/128)^this below d_h = 128 (FA2 Fig. 5: d_h 64 ≈ 0.8 × 128)
     bw: float = 0.80  # η_bw: achieved fraction of BW_HBM for streaming kernels
+    attention_bw: float = 1.0  # decode attention reads the KV cache (paged, split over heads and blocks) at this
+    #                            share of η_bw
     elementwise_bw: float = 1.0  # element-wise kernels (norms, activations, optimizer) reach this share of η_bw
     #                              (≈ 1 on GPUs; a CPU's transcendental and bf16-convert work makes it < 1)
     link: float = 0.75  # achieved fraction of the intra-node link for collectives (NCCL bus bandwidth)
@@ -51,9 +53,11 @@ class Efficiency:
     overlap_ep: float = 0.0  # fraction of expert-parallel all-to-all hidden (DeepEP / a2a overlap)
     power_exponent: float = 0.6  # compute η × (P_cap/TDP)^this on a power-capped part (clocks fall with power)
     moe_gemm: float = 0.7  # grouped expert GEMMs reach this share of a dense GEMM's η (ragged tiles, routing)
-    moe_layer_s: float = 2e-4  # fixed time per MoE layer and pass: router, top-k, token counts synced to the host
+    moe_layer_s: float = 2e-4  # training: fixed time per MoE layer and pass (router, top-k, token counts synced to
+    #                            the host by the token dispatcher); serving engines fuse the routing into graphs
     step_overhead_s: float = 0.0  # serving engine: CPU time per step not hidden behind the GPU (schedule, sample)
     step_overhead_per_seq_s: float = 0.0  # and per running sequence (sampling, detokenizing, bookkeeping)
+    async_cpu: bool = False  # the engine prepares step n + 1 while the GPU runs step n: only the excess shows
     elementwise_kernels: int = 3  # kernels per layer for norms, residual adds, RoPE, activation (fused: 3)
     name: str = "default"
 
@@ -75,7 +79,7 @@ class Efficiency:
 
     def with_engine(self, engine: Engine) -> Efficiency:
         return replace(self, bw=min(0.98, self.bw * engine.bw), step_overhead_s=engine.step_overhead_s,
-                       step_overhead_per_seq_s=engine.step_overhead_per_seq_s,
+                       step_overhead_per_seq_s=engine.step_overhead_per_seq_s, async_cpu=engine.async_cpu,
                        launch_s=self.eager_op_s if engine.eager else self.launch_s,
                        elementwise_kernels=engine.elementwise_kernels,
                        name=f"{self.name}+{engine.id}")
@@ -89,6 +93,7 @@ class Engine:
     name: str
     step_overhead_s: float  # exposed CPU time per scheduler step (scheduling, sampling, detokenizing)
     step_overhead_per_seq_s: float = 0.0  # and per running sequence
+    async_cpu: bool = False  # CPU work of the next step overlaps the GPU's current one
     bw: float = 1.0  # its decode kernels' bandwidth relative to the device's η_bw
     eager: bool = False  # ops dispatched one by one from Python (each pays the device's eager_op_s)
     elementwise_kernels: int = 3
@@ -113,8 +118,11 @@ def _profiles_dir() -> str:
     return os.path.join(os.path.dirname(os.path.dirname(__file__)), "presets", "efficiency")
 
 
+ENGINE_FIELDS = ("step_overhead_s", "step_overhead_per_seq_s", "async_cpu", "elementwise_kernels")  # with_engine
+
+
 def efficiency_from_dict(d: Mapping[str, Any], *, name: str, where: str) -> Efficiency:
-    allowed = {f.name: f.type for f in fields(Efficiency)}
+    allowed = {f.name: f.type for f in fields(Efficiency) if f.name != "async_cpu"}
     out = {}
     for key, v in d.items():
         if key not in allowed or key == "name":

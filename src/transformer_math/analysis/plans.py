@@ -105,7 +105,8 @@ class ServeResult(_Result):
         out: dict[str, Any] = {
             "model": p.model, "gpu": p.gpu, "gpus": L.gpus, "layout": {"tp": L.tp, "dp": L.dp, "ep": L.ep,
                                                                         "expert_tp": L.expert_tp},
-            "batch": w.batch, "prompt": w.prompt, "gen": w.gen, "kv_dtype": w.kv.name,
+            "batch": w.batch, "prompt": w.prompt, "gen": w.gen, "kv_dtype": w.kv.name, "engine": w.engine,
+            "profile": self.hardware.id if self.hardware.efficiency else (self.hardware.device_class or "default"),
             "weight_dtype": {g: d.name for g, d in w.weights.items()},
             "weight_dtype_meaning": describe_weight_dtypes(w.weights),
             "fits": ok, "memory_per_gpu_bytes": int(p["memory.per_gpu"]), "memory_bytes": self.hardware.memory_bytes,
@@ -244,6 +245,8 @@ class TrainResult(_Result):
             "step_time_s": p["train.step_time"] if ok else None,
             "time_per_microbatch": time if ok else None, "time_per_step": time_step if ok else None,
             "tokens_per_s": p["train.tokens_per_s"] if ok else None, "tflops_per_gpu": tflops if ok else None,
+            "band": _train_band(self.hardware, p["train.tokens_per_s"]) if ok else None,
+            "profile": self.hardware.id if self.hardware.efficiency else (self.hardware.device_class or "default"),
             "mfu": p["train.mfu"] if ok else None, "hfu": p["train.hfu"] if ok else None,
             "mfu_palm": q["train.mfu_palm"].value if ok and "train.mfu_palm" in q else None,
             "mfu_convention": MFU_FINETUNE if w.finetune.mode != "full" else MFU_CONVENTION,
@@ -255,6 +258,14 @@ class TrainResult(_Result):
             "quantities": _quantities(q),
         }
         return out
+
+
+def _train_band(hw: HardwareSpec, tokens_per_s: float) -> dict[str, list[float]]:
+    """The calibration runs' 10th–90th percentile of measured/predicted throughput around this prediction."""
+    from transformer_math.analysis.efficiency import band_for
+
+    b = band_for(hw, "training")
+    return {"tokens_per_s": [tokens_per_s * b.low, tokens_per_s, tokens_per_s * b.high]}
 
 
 def _layout_args(L: Layout) -> dict[str, Any]:

@@ -183,9 +183,10 @@ def _step(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, L: ServeLayout, w: Se
         ops.append(OpCost("comm", "ep.all_to_all ×2/moe layer", "comm", 2 * model.n_moe_layers, 0.0, 0.0, 0.0, 0.0, 0.0,
                           0.0, t, {"formula": f"t_1: all-to-all of S = {size:,} bytes over E_p = {ep} (comm.all_to_all)"}))
     if eff.step_overhead_s or eff.step_overhead_per_seq_s:
-        t = eff.step_overhead_s + eff.step_overhead_per_seq_s * B
-        ops.append(OpCost("engine", "step_overhead", "overhead", 1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, t,
-                          dict(t_0=eff.step_overhead_s, t_seq=eff.step_overhead_per_seq_s, B=B)))
+        x = dict(t_0=eff.step_overhead_s, t_seq=eff.step_overhead_per_seq_s, B=B, t_gpu=total_time(ops),
+                 a=int(eff.async_cpu))
+        ops.append(OpCost("engine", "step_overhead", "overhead", 1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                          fl.engine_overhead(**x), x))
     return ops
 
 

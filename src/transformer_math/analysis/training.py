@@ -267,7 +267,8 @@ def _kind_ops(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, w: Workload, laye
               shard: Sharding) -> tuple[OpCost, ...]:
     """Forward ops of one layer of a kind (count 1): shared by every stage and layout that cut it the same way."""
     return tuple(layer_costs(s, layer, 1, hw, eff, B=b, T=T, shard=shard, wd={"*": BF16}, kv=BF16,
-                             linear_peak=None if w.precision == "bf16" else w.precision, flash=w.flash_attention))
+                             linear_peak=None if w.precision == "bf16" else w.precision, flash=w.flash_attention,
+                             training=True))
 
 
 @lru_cache(maxsize=4096)
@@ -462,7 +463,7 @@ def _time_terms(book: Book, s: ModelSpec, hw: HardwareSpec, eff: Efficiency, w: 
              symbol="t_PP")
     return book.f(f"{p}time.microbatch", fl.microbatch_time, t_comp=book.ref(f"{p}time.compute"),
                   t_TP=book.ref(f"{p}time.tp"), t_CP=book.ref(f"{p}time.cp"), t_EP=book.ref(f"{p}time.ep"),
-                  t_PP=book.ref(f"{p}time.pp"))
+                  t_PP=book.ref(f"{p}time.pp"), η_TP=eff.overlap_tp, η_EP=eff.overlap_ep)
 
 
 def _step_terms(book: Book, s: ModelSpec, hw: HardwareSpec, eff: Efficiency, w: Workload, x: dict[str, Any],

@@ -49,11 +49,15 @@ def cp_exposed(*, n_att: int, t_f: float, t_b: float, t_att_l: float, k_att: flo
     return n_att * (maximum(0, t_f - t_att_l) + maximum(0, t_b - k_att * t_att_l))
 
 
-@formula(id="train.microbatch_time", symbol="t_mb", unit="s", expr="t_comp + t_TP + t_CP + t_EP + t_PP",
+@formula(id="train.microbatch_time", symbol="t_mb", unit="s",
+         expr="t_comp + (1 − η_TP)·t_TP + t_CP + (1 − η_EP)·t_EP + t_PP",
          source="Megatron-LM (Narayanan et al. 2021 §3): tensor-, context- and expert-parallel collectives and "
-                "pipeline sends sit on the critical path of each micro-batch")
-def microbatch_time(*, t_comp: float, t_TP: float, t_CP: float, t_EP: float, t_PP: float) -> float:
-    return t_comp + t_TP + t_CP + t_EP + t_PP
+                "pipeline sends sit on the critical path of each micro-batch, except the share η_TP, η_EP that "
+                "communication overlap (Megatron tp-comm-overlap, EP all-to-all overlap, DualPipe) hides; η from "
+                "the device class profile")
+def microbatch_time(*, t_comp: float, t_TP: float, t_CP: float, t_EP: float, t_PP: float, η_TP: float = 0.0,
+                    η_EP: float = 0.0) -> float:
+    return t_comp + (1 - η_TP) * t_TP + t_CP + (1 - η_EP) * t_EP + t_PP
 
 
 @formula(id="train.dp_exposed", symbol="t_DP", unit="s", expr="max(t_DP_all − η_ov·m·t_mb, (1 − η_ov)·t_DP_all)",
@@ -177,11 +181,13 @@ def tpot(*, k_draft: int, t_draft: float, t_step: float, E_tokens: float) -> flo
     return (k_draft * t_draft + t_step) / E_tokens
 
 
-@formula(id="serve.engine_overhead", symbol="t_cpu", unit="s", expr="t_0 + t_seq·B",
+@formula(id="serve.engine_overhead", symbol="t_cpu", unit="s", expr="max(0, t_0 + t_seq·B − a·t_gpu)",
          source="the serving engine's profile (presets/efficiency/engines/, fitted by scripts/fit_efficiency.py): "
-                "CPU time per step — scheduling, sampling, output processing of B sequences — the GPU does not hide")
-def engine_overhead(*, t_0: float, t_seq: float, B: int) -> float:
-    return t_0 + t_seq * B
+                "CPU time per step — scheduling, sampling, output processing of B sequences; an engine that "
+                "prepares the next step while the GPU runs this one (a = 1: vLLM V1, SGLang's overlap scheduler, "
+                "TensorRT-LLM) exposes only what exceeds the GPU's t_gpu")
+def engine_overhead(*, t_0: float, t_seq: float, B: int, t_gpu: float, a: int) -> float:
+    return maximum(0.0, t_0 + t_seq * B - a * t_gpu)
 
 
 @formula(id="serve.tokens_per_s", symbol="tok/s", unit="tokens/s", expr="D_p·B / TPOT",
