@@ -7,7 +7,9 @@ its per-step CPU cost. Coordinate descent on a multiplicative grid around the pr
 with its source in analysis/efficiency.py), minimizing median |log(predicted/measured)| + 0.3·mean of it (each
 row's term capped at log 4 so that one broken row cannot steer a class). The bands are the 10th and 90th
 percentiles of measured/predicted on the calibration rows of each figure kind; their coverage of the validation
-rows is measured by benchmarks/validate_published.py, never used here.
+rows is measured by benchmarks/validate_published.py, never used here. With --logo the percentiles come from
+leave-one-group-out predictions of the calibration rows instead (each group predicted by profiles fitted
+without it), which is what the bands shipped are: in-sample residuals are narrower than a new run's.
 
     python scripts/fit_efficiency.py            # fit and write the profiles
     python scripts/fit_efficiency.py --check    # recompute the stored calibration errors, write nothing
@@ -138,6 +140,18 @@ def fit(state: State, calib: set[str], rounds: int = 3) -> None:
                      state.bounds[c], priors()[0][c])
 
 
+def leave_one_group_out(calib: set[str], rounds: int) -> list[v.Row]:
+    """Each calibration group predicted by profiles fitted on the other groups: out-of-sample residuals that
+    never use a validation row, for the bands."""
+    out: list[v.Row] = []
+    for g in sorted(calib):
+        state = State()
+        fit(state, calib - {g}, rounds=rounds)
+        out += state.rows(lambda r, g=g: r["source_group"] == g)
+        print(f"  held out {g}", file=sys.stderr)
+    return out
+
+
 def bands(rows: list[v.Row]) -> dict[str, dict[str, float]]:
     out = {}
     for kind in v.KINDS:
@@ -154,8 +168,8 @@ def _summary(rows: list[v.Row]) -> dict[str, Any]:
             "max_abs_error": round(s["max_abs_error"], 4)}
 
 
-def write(state: State, calib: set[str], rows: list[v.Row]) -> None:
-    band = bands(rows)
+def write(state: State, calib: set[str], rows: list[v.Row], held_out: list[v.Row]) -> None:
+    band = bands(held_out)
     start = priors()[0]
     for c in CLASSES:
         prior = asdict(start[c])
@@ -198,6 +212,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="recompute the stored calibration errors; write nothing")
     ap.add_argument("--rounds", type=int, default=3, help="coordinate-descent rounds")
+    ap.add_argument("--logo", action="store_true",
+                    help="bands from leave-one-group-out predictions of the calibration rows (one refit per group)")
     a = ap.parse_args()
     calib = {g for g, s in v.split().items() if s == "calibration"}
     if a.check:
@@ -216,7 +232,8 @@ def main() -> int:
     state = State()
     fit(state, calib, rounds=a.rounds)
     rows = state.rows(lambda r: r["source_group"] in calib)
-    write(state, calib, rows)
+    held_out = leave_one_group_out(calib, rounds=a.rounds) if a.logo else rows
+    write(state, calib, rows, held_out)
     for kind in v.KINDS:
         print(kind, _summary([r for r in rows if r.kind == kind]))
     return 0

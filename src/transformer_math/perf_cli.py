@@ -32,18 +32,21 @@ def cmd_hardware(a: argparse.Namespace) -> int:
                        "memory_bandwidth_bytes_per_s": h.memory_bandwidth_bytes_per_s,
                        "peak_flops_per_s": dict(h.peak_flops_per_s),
                        "link_bandwidth_bytes_per_s": h.link_bandwidth_bytes_per_s,
-                       "nic_bandwidth_bytes_per_s": h.nic_bandwidth_bytes_per_s, "gpus_per_node": h.gpus_per_node}
+                       "nic_bandwidth_bytes_per_s": h.nic_bandwidth_bytes_per_s, "gpus_per_node": h.gpus_per_node,
+                       "device_class": h.device_class}
                    for i in list_hardware() for h in [load_hardware(i)]}, sys.stdout, indent=1)
         print()
         return 0
-    print(f"{'id':10s} {'name':38s} {'bf16 TFLOP/s':>12s} {'fp8':>7s} {'HBM':>9s} {'TB/s':>6s} {'link GB/s':>9s}")
+    print(f"{'id':10s} {'name':38s} {'bf16 TFLOP/s':>12s} {'fp8':>7s} {'HBM':>9s} {'TB/s':>6s} {'link GB/s':>9s} "
+          f"{'profile':9s}")
     for i in list_hardware():
         h = load_hardware(i)
         fp8 = dict(h.peak_flops_per_s).get("fp8")
         print(f"{i:10s} {h.name[:38]:38s} {h.peak('bf16') / 1e12:12.1f} {fp8 / 1e12 if fp8 else 0:7.0f} "
               f"{fmt_bytes(h.memory_bytes, 'si'):>9s} {h.memory_bandwidth_bytes_per_s / 1e12:6.2f} "
-              f"{h.link_bandwidth_bytes_per_s / 1e9:9.0f}")
-    print("\nPeaks are dense (no 2:4 sparsity). GB = 10^9 bytes. Sources: presets/hardware/<id>.json")
+              f"{h.link_bandwidth_bytes_per_s / 1e9:9.0f} {h.device_class:9s}")
+    print("\nPeaks are dense (no 2:4 sparsity). GB = 10^9 bytes. Sources: presets/hardware/<id>.json; the achieved "
+          "fractions: presets/efficiency/<profile>.json (tmath calibrate measures your own)")
     return 0
 
 

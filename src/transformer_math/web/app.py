@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from transformer_math.analysis.efficiency import list_engines
 from transformer_math.config.hardware import list_hardware
 from transformer_math.errors import TmathError
 from transformer_math.presets import list_presets
@@ -93,8 +94,8 @@ class ServeRequest(ModelInput):
     gen: int = Field(256, ge=1, le=10**6)
     weight_dtype: str = Field("auto", max_length=200)
     kv_dtype: str = Field("bf16", max_length=20)
-    engine: Literal["vllm", "sglang", "trtllm", "gptfast", "hf", "deepspeed-fastgen"] = "vllm"
-    block: int = Field(16, ge=1, le=1024)
+    engine: Literal[tuple(list_engines())] = "vllm"  # type: ignore[valid-type]
+    block: int | None = Field(None, ge=1, le=1024)  # None: the engine's
     draft: PresetName | None = None
     draft_k: int = Field(4, ge=1, le=16)
     acceptance: float = Field(0.7, ge=0, lt=1)

@@ -1,7 +1,7 @@
 // transformer-math page: every input lives in the URL; every number explains itself on hover or click.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const FIELDS = ["model", "batch", "context", "weight_dtype", "kv_dtype", "gpu", "tp", "gen", "gpus", "ttp", "tpp",
+const FIELDS = ["model", "batch", "context", "weight_dtype", "kv_dtype", "gpu", "engine", "tp", "gen", "gpus", "ttp", "tpp",
                 "global_batch", "recompute"];
 let customConfig = null;
 let timer = null;
@@ -216,7 +216,8 @@ async function update() {
   const m = modelInput();
   const common = {...m, batch: num("batch"), kv_dtype: $("kv_dtype").value, weight_dtype: $("weight_dtype").value};
   try {
-    const serveReq = {...common, gpu: $("gpu").value, tp: num("tp"), prompt: num("context"), gen: num("gen")};
+    const serveReq = {...common, gpu: $("gpu").value, engine: $("engine").value, tp: num("tp"), prompt: num("context"),
+                      gen: num("gen")};
     const [a, s, t, curve] = await Promise.all([
       api("/api/analyze", {...common, context: num("context"), recompute: $("recompute").value}),
       api("/api/serve", serveReq),
