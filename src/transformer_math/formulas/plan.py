@@ -184,8 +184,8 @@ def tpot(*, k_draft: int, t_draft: float, t_step: float, E_tokens: float) -> flo
 @formula(id="serve.engine_overhead", symbol="t_cpu", unit="s", expr="max(0, t_0 + t_seq·B − a·t_gpu)",
          source="the serving engine's profile (presets/efficiency/engines/, fitted by scripts/fit_efficiency.py): "
                 "CPU time per step — scheduling, sampling, output processing of B sequences; an engine that "
-                "prepares the next step while the GPU runs this one (a = 1: vLLM V1, SGLang's overlap scheduler, "
-                "TensorRT-LLM) exposes only what exceeds the GPU's t_gpu")
+                "prepares the next step while the GPU runs this one (a = 1: SGLang's overlap scheduler, TensorRT-LLM; "
+                "vLLM's asynchronous scheduling is opt-in) exposes only what exceeds the GPU's t_gpu")
 def engine_overhead(*, t_0: float, t_seq: float, B: int, t_gpu: float, a: int) -> float:
     return maximum(0.0, t_0 + t_seq * B - a * t_gpu)
 
