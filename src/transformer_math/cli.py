@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--engine", default="vllm", choices=list_engines(),
                     help="serving engine: its per-step CPU cost, kernel fusion and KV block size")
     sv.add_argument("--block", type=int, default=None,
-                    help="paged-KV block size in tokens (1: no paging; default: the engine's)")
+                    help="paged-KV block size in tokens (1: no paging; None: the engine's)")
     sv.add_argument("--gpu-memory-utilization", type=float, default=0.9,
                     help="share of HBM the engine may use (vLLM's setting)")
     sv.add_argument("--draft", help="draft model for speculative decoding (preset or config.json)")
