@@ -17,3 +17,13 @@ def _shown(value: object) -> str:
         shown = f"<{type(value).__name__} too large to print>"
     shown = shown.encode("ascii", "backslashreplace").decode("ascii") if not shown.isascii() else shown
     return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+class ConfigKeyWarning(UserWarning):
+    """A config key no adapter reads that looks like one it does (num_key_value_head for num_key_value_heads):
+    left alone it silently changes the model. The CLI prints it; `--strict` makes it an error."""
+
+    def __init__(self, key: str, meant: str) -> None:
+        self.key, self.meant = key, meant
+        super().__init__(f"config key {key!r} is not read: did you mean {meant!r}? (without it the model takes "
+                         f"{meant}'s default; --strict makes this an error)")

@@ -90,6 +90,29 @@ def parse_dtype(text: object, *, field: str = "dtype") -> DType:
                  zero_point_bits=base.bits if m.group(3) else 0)
 
 
+_SCALE = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "B": 10**9, "T": 10**12, "P": 10**15,
+          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+COUNT_HELP = "a number as people write it: 4096, 1_024, 128k (= 128,000), 128Ki (= 131,072), 15T, 1.5M, 1e24"
+
+
+def parse_count(text: object, *, field: str, integer: bool = True) -> int | float:
+    """A size or count as people write it: digits with optional _ separators, a decimal suffix (k, M, G or B, T,
+    P: powers of 1,000) or a binary one (Ki, Mi, Gi, Ti: powers of 1,024), or scientific notation."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9][0-9_]*(?:\.[0-9_]+)?(?:[eE][+-]?[0-9]+)?)\s*([kKMGBTP]i?)?\s*", str(text))
+    if not m or (m.group(2) or "") not in _SCALE or "__" in m.group(1) or m.group(1).endswith("_"):
+        raise TmathError(field, text, COUNT_HELP)
+    value = float(m.group(1).replace("_", "")) * _SCALE[m.group(2) or ""]
+    if not value < 1e30:
+        raise TmathError(field, text, "at most 1e30")
+    if not integer:
+        return value
+    if value != int(value):
+        raise TmathError(field, text, "a whole number (" + COUNT_HELP + ")")
+    return int(value)
+
+
 def fmt_bytes(n: float, system: str = "iec") -> str:
     """'74.5 GiB' (iec, 2^30) or '80.0 GB' (si, 10^9)."""
     base, units = (1024, ("B", "KiB", "MiB", "GiB", "TiB", "PiB")) if system == "iec" else (

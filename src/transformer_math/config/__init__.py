@@ -18,7 +18,7 @@ def load_model(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec) ->
     if isinstance(model, ModelSpec):
         return model
     if isinstance(model, Mapping):
-        return spec_from_hf(model)
+        return _warn_near_misses(spec_from_hf(model))
     if not isinstance(model, str | os.PathLike):
         raise TmathError("model", model, "a preset name, a config.json path or a config dict")
     text = os.fspath(model)
@@ -26,8 +26,19 @@ def load_model(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec) ->
         if os.path.isdir(text):
             text = os.path.join(text, "config.json")
         cfg = load_config_file(text)
-        return spec_from_hf(cfg, name=str(cfg.get("_name_or_path") or os.path.basename(os.path.dirname(
-            os.path.abspath(text))) or text))
+        return _warn_near_misses(spec_from_hf(cfg, name=str(cfg.get("_name_or_path") or os.path.basename(
+            os.path.dirname(os.path.abspath(text))) or text)))
     from transformer_math.presets import load_preset
 
     return spec_from_hf(load_preset(text)["config"], name=text)
+
+
+def _warn_near_misses(spec: ModelSpec) -> ModelSpec:
+    """A ConfigKeyWarning per config key that is ignored but nearly matches one the adapter looked for."""
+    import warnings
+
+    from transformer_math.errors import ConfigKeyWarning
+
+    for key, meant in spec.near_miss_keys:
+        warnings.warn(ConfigKeyWarning(key, meant), stacklevel=3)
+    return spec

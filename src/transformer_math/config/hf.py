@@ -98,6 +98,19 @@ class _Reader:
     def ignored(self) -> tuple[str, ...]:
         return tuple(sorted(self.prefix + k for k in self.cfg if k not in self.read and k not in _INERT))
 
+    def near_misses(self) -> tuple[tuple[str, str], ...]:
+        """(ignored key, the absent key it was probably meant to be): a typo falls back to a default silently."""
+        import difflib
+
+        wanted = [k for k in self.read if k not in self.cfg]
+        out = []
+        for k in self.cfg:
+            if k not in self.read and k not in _INERT:
+                close = difflib.get_close_matches(k, wanted, n=1, cutoff=0.85)
+                if close:
+                    out.append((self.prefix + k, self.prefix + close[0]))
+        return tuple(sorted(out))
+
 
 def positive_number(field: str, value: Any, high: float = 1e15) -> float:
     """A finite number in (0, high]: NaN, infinities and 400-digit integers are errors, not floats."""
@@ -382,7 +395,9 @@ def spec_from_hf(config: Mapping[str, Any], *, name: str | None = None) -> Model
     ignored = top.ignored() + (r.ignored() if r is not top else ())
     read = tuple(sorted(top.prefix + k for k in top.read if k in config) +
                  sorted(r.prefix + k for k in r.read if k in r.cfg and r is not top))
-    return replace(spec, weight_dtype=str(dtype), quantized=quant, read_keys=read, ignored_keys=ignored)
+    near = top.near_misses() + (r.near_misses() if r is not top else ())
+    return replace(spec, weight_dtype=str(dtype), quantized=quant, read_keys=read, ignored_keys=ignored,
+                   near_miss_keys=near)
 
 
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:

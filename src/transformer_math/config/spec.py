@@ -97,6 +97,7 @@ class ModelSpec:
     quantized: tuple[tuple[str, str], ...] = ()  # (tensor group, dtype name) from quantization_config
     read_keys: tuple[str, ...] = field(default=(), compare=False)
     ignored_keys: tuple[str, ...] = field(default=(), compare=False)
+    near_miss_keys: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # (ignored, probably meant)
     _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __hash__(self) -> int:  # computed once: plans key their caches on the spec (61 layers hash slowly)
