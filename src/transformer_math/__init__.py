@@ -24,6 +24,7 @@ __all__ = [
     "TrainResult",
     "analyze",
     "chinchilla",
+    "compare",
     "list_presets",
     "load_model",
     "load_preset",
@@ -37,9 +38,13 @@ _PLANS = ("ChinchillaResult", "SearchResult", "ServeResult", "TrainResult", "chi
 
 
 def __getattr__(name: str) -> object:
-    """The plans (serve, train, search, chinchilla) load on first use: `import transformer_math` stays light."""
+    """The plans (serve, train, search, chinchilla) and compare load on first use: the import stays light."""
     if name in _PLANS:
         from transformer_math.analysis import plans
 
         return getattr(plans, name)
+    if name == "compare":
+        from transformer_math.compare import compare
+
+        return compare
     raise AttributeError(f"module 'transformer_math' has no attribute {name!r}")

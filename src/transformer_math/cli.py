@@ -18,6 +18,9 @@ class _BadCount(argparse.ArgumentTypeError):
         super().__init__(str(error))
 
 
+MODEL_HELP = "preset (tmath list), its Hugging Face id, a model in the local HF cache, or a config.json / model folder"
+
+
 def _count(field: str, *, integer: bool = True) -> Callable[[str], int | float]:
     """An argparse type for sizes and counts written as people write them (128k, 15T, 1_024, 1e24)."""
 
@@ -46,7 +49,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                         help="a config key that looks like a misspelt one the model reads is an error, not a warning")
 
     def workload(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("model", help="preset name (tmath list) or path to a config.json")
+        sp.add_argument("model", help=MODEL_HELP)
         sp.add_argument("--batch", "-B", type=_count("--batch"), default=1, help="B: sequences")
         sp.add_argument("--context", "-L", type=_count("--context"), default=2048, help="L: tokens per sequence")
         sp.add_argument("--weight-dtype", default="auto",
@@ -66,6 +69,26 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     a.add_argument("--json", action="store_true", help="machine-readable output (stable keys of conventions.md)")
     a.add_argument("--show-ignored", action="store_true", help="list the config keys read and ignored")
     a.add_argument("--ops", action="store_true", help="per-operation FLOPs table per layer kind (seed 001 layout)")
+    cmp = sub.add_parser("compare", formatter_class=fmt,
+                         help="2 to 16 models side by side: shape, parameters, memory and FLOPs under one workload")
+    cmp.add_argument("models", nargs="+", metavar="model",
+                     help="2 to 16 preset names (tmath list) or paths to config.json files")
+    cmp.add_argument("--batch", "-B", type=_count("--batch"), default=1, help="B: sequences")
+    cmp.add_argument("--context", "-L", type=_count("--context"), default=2048, help="L: tokens per sequence")
+    cmp.add_argument("--weight-dtype", default="auto",
+                     help="auto (checkpoint: bf16 + its quantization_config), a dtype (bf16, fp8, int8, int4, "
+                          "int4-g64-zp, nf4, mxfp4), or per group: experts=int4,*=bf16")
+    cmp.add_argument("--kv-dtype", default="bf16", help="KV-cache dtype (default bf16)")
+    cmp.add_argument("--attention", choices=("dense", "causal"), default="dense",
+                     help="dense: full T×T scores (default, as eager attention and MFU count); causal: unmasked only")
+    cmp.add_argument("--recompute", choices=("none", "selective", "full"), default="none",
+                     help="activation recomputation for training memory and FLOPs (default none)")
+    strict(cmp)
+    cmp.add_argument("--activations", choices=("fused", "eager"), default="fused",
+                     help="kernels whose saved tensors are counted: fused (flash attention, default) or eager (HF)")
+    cmp.add_argument("--json", action="store_true",
+                     help="machine-readable output: a list of one object per model, raw integers, stable keys")
+    cmp.add_argument("--csv", metavar="FILE", help="also write one row per model to this CSV file (folders made)")
     e = sub.add_parser("explain", formatter_class=fmt,
                        help="the derivation of one quantity, e.g. memory.kv_cache_bytes")
     workload(e)
@@ -77,7 +100,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     hw.add_argument("--json", action="store_true", help="machine-readable output")
     sv = sub.add_parser("serve", formatter_class=fmt,
                         help="serving plan: fits, max batch/context, TTFT, TPOT, tokens/s (exit 3 if it does not fit)")
-    sv.add_argument("model", help="preset name (tmath list) or path to a config.json")
+    sv.add_argument("model", help=MODEL_HELP)
     sv.add_argument("--gpu", required=True, help="device id (tmath hardware) or path to a device JSON file")
     strict(sv)
     sv.add_argument("--tp", type=_count("--tp"), default=1, help="T_p: GPUs per replica (tensor parallel)")
@@ -105,7 +128,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     sv.add_argument("--plot", help="write roofline + latency/memory plots to this file prefix (PNG and SVG)")
     tr = sub.add_parser("train", formatter_class=fmt,
                         help="training plan: memory per GPU, step time, MFU, days, cost; --search (exit 3 if no fit)")
-    tr.add_argument("model", help="preset name (tmath list) or path to a config.json")
+    tr.add_argument("model", help=MODEL_HELP)
     tr.add_argument("--gpu", required=True, help="device id (tmath hardware) or path to a device JSON file")
     strict(tr)
     tr.add_argument("--gpus", type=_count("--gpus"),
@@ -160,7 +183,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     wb.add_argument("--port", type=int, default=8000, help="TCP port, 1 to 65535")
     sw = sub.add_parser("sweep", formatter_class=fmt,
                         help="grid of memory/FLOPs over batch × context (× dtype), CSV and plot")
-    sw.add_argument("model", help="preset name (tmath list) or path to a config.json")
+    sw.add_argument("model", help=MODEL_HELP)
     sw.add_argument("--batch", default="1,2,4,8,16,32,64", help="batch sizes B, comma-separated")
     sw.add_argument("--context", default="512,1024,2048,4096,8192,16384,32768",
                     help="context lengths L, comma-separated")
@@ -270,6 +293,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             raise TmathError("web", "fastapi/uvicorn", "installed: pip install 'transformer-math[web]'") from None
         return server.serve(args.host, args.port)
+    if args.command == "compare":
+        from transformer_math import compare
+
+        return compare.cli(args)
     if args.command == "calibrate":
         from transformer_math import calibrate
 

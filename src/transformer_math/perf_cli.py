@@ -21,7 +21,11 @@ def _positive(name: str, v: int, high: int = 10**7) -> int:
 
 
 def _ms(x: float) -> str:
-    return f"{x * 1e3:.2f} ms"
+    """A time for people: µs, ms, s, min or h, whichever reads best."""
+    for limit, scale, unit in ((1e-3, 1e6, "µs"), (1.0, 1e3, "ms"), (120.0, 1.0, "s"), (7200.0, 1 / 60, "min")):
+        if abs(x) < limit:
+            return f"{x * scale:.2f} {unit}"
+    return f"{x / 3600:.2f} h"
 
 
 def cmd_hardware(a: argparse.Namespace) -> int:
@@ -262,14 +266,13 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     import csv
 
     from transformer_math.analysis.sweep import MAX_POINTS, grid
+    import os
+
     from transformer_math.config import load_model
-    from transformer_math.units import parse_dtype
+    from transformer_math.units import parse_count, parse_dtype
 
     def ints(text: str, name: str) -> list[int]:
-        try:
-            vals = [int(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise TmathError(name, text, "comma-separated integers") from None
+        vals = [int(parse_count(v, field=name)) for v in text.split(",") if v.strip()]
         for v in vals:
             _positive(name, v, 10**9)
         if not vals:
@@ -283,6 +286,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     if n > MAX_POINTS:
         raise TmathError("grid", n, f"at most {MAX_POINTS} points")
     g = grid(s, batch=B, context=L, kv=kv, tp=TP)
+    os.makedirs(os.path.dirname(os.path.abspath(a.csv)), exist_ok=True)  # as --plot does
     with open(a.csv, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["batch", "context", "kv_dtype", "tp", "kv_cache_bytes", "prefill_flops", "memory_per_gpu_bytes"])

@@ -21,8 +21,16 @@ def render_report(r: Report, *, show_ignored: bool = False, ops: bool = False) -
     for key in ("flops.prefill", "flops.decode_token", "flops.train_step"):
         rows.append((key, r.quantities[key].symbol, r[key], "FLOPs"))
     lines.append(f"  {'quantity':26s} {'symbol':10s} {'value':>22s}  human")
+    what = {"flops.prefill": f"prefill of B×L = {r.batch}×{r.context} tokens",
+            "flops.decode_token": f"one decode step: B = {r.batch} token{'s' if r.batch > 1 else ''} at context L",
+            "flops.train_step": "forward + backward of B×L tokens"}
     for key, sym, v, unit in rows:
-        human = f"{fmt_bytes(v, 'iec')} / {fmt_bytes(v, 'si')}" if unit == "bytes" else f"{fmt_count(v)}{unit[0]}"
+        if unit == "bytes":
+            human = f"{fmt_bytes(v, 'iec')} / {fmt_bytes(v, 'si')}"
+        elif unit == "params":
+            human = f"{v / 1e9:.2f} B parameters" if v >= 1e9 else f"{v / 1e6:.1f} M parameters"
+        else:
+            human = f"{fmt_count(v)}FLOP  ({what[key]})"
         lines.append(f"  {key:26s} {sym:10s} {int(v):>22,}  {human}")
     lines += ["", "  parameters by component:"]
     for k, v in sorted(by_component(r.quantities["params.total"]).items(), key=lambda kv: -kv[1]):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, KeysView, Mapping
 from dataclasses import dataclass, field
 TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
 if TYPE_CHECKING:
@@ -49,7 +49,33 @@ class Report:
     warnings: tuple[str, ...] = ()
 
     def __getitem__(self, key: str) -> int | float:
-        return self.quantities[key].value
+        """A number by its stable key (conventions.md); an unknown key's KeyError lists the valid ones."""
+        try:
+            return self.quantities[key].value
+        except KeyError:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), list(self.quantities), n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise KeyError(f"{key!r}: {hint}valid keys: {', '.join(self.quantities)}") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.quantities
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.quantities)
+
+    def __len__(self) -> int:
+        return len(self.quantities)
+
+    def keys(self) -> KeysView[str]:
+        return self.quantities.keys()
+
+    def items(self) -> Iterator[tuple[str, int | float]]:
+        return ((k, q.value) for k, q in self.quantities.items())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self.quantities else default
 
     def to_dict(self) -> dict[str, Any]:
         """Flat stable keys (conventions.md) with numbers, plus every quantity explained and the breakdowns."""

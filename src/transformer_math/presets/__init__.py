@@ -15,7 +15,29 @@ _DIR = os.path.join(os.path.dirname(__file__), "models")
 
 
 def list_presets() -> list[str]:
+    """The shipped model presets by name (tmath list)."""
     return sorted(n.removesuffix(".json") for n in os.listdir(_DIR) if n.endswith(".json"))
+
+
+_HF_IDS: dict[str, str] = {}  # hf_id as the preset spells it -> preset name, filled on first use
+
+
+def preset_hf_ids() -> dict[str, str]:
+    """Each preset's Hugging Face id (as its JSON spells it) -> the preset name."""
+    if not _HF_IDS:
+        for name in list_presets():
+            hf_id = load_preset(name).get("hf_id")
+            if isinstance(hf_id, str) and hf_id:
+                _HF_IDS[hf_id] = name
+    return dict(_HF_IDS)
+
+
+def preset_for_hf_id(hf_id: str) -> str | None:
+    """The preset whose hf_id is `hf_id` (compared case-insensitively, as the Hub does), or None."""
+    if not isinstance(hf_id, str):
+        return None
+    wanted = hf_id.lower()
+    return next((name for known, name in preset_hf_ids().items() if known.lower() == wanted), None)
 
 
 def load_preset(name: str) -> dict[str, Any]:
