@@ -48,21 +48,24 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         sp.add_argument("--strict", action="store_true",
                         help="a config key that looks like a misspelt one the model reads is an error, not a warning")
 
-    def workload(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("model", help=MODEL_HELP)
+    def workload(sp: argparse.ArgumentParser, *, several: bool = False) -> None:
+        if several:
+            sp.add_argument("models", nargs="+", metavar="model", help=f"2 to 16 of: {MODEL_HELP}")
+        else:
+            sp.add_argument("model", help=MODEL_HELP)
         sp.add_argument("--batch", "-B", type=_count("--batch"), default=1, help="B: sequences")
         sp.add_argument("--context", "-L", type=_count("--context"), default=2048, help="L: tokens per sequence")
         sp.add_argument("--weight-dtype", default="auto",
                         help="auto (checkpoint: bf16 + its quantization_config), a dtype (bf16, fp8, int8, int4, "
                              "int4-g64-zp, nf4, mxfp4), or per group: experts=int4,*=bf16")
-        sp.add_argument("--kv-dtype", default="bf16", help="KV-cache dtype (default bf16)")
+        sp.add_argument("--kv-dtype", default="bf16", help="KV-cache dtype")
         sp.add_argument("--attention", choices=("dense", "causal"), default="dense",
-                        help="dense: full T×T scores (default, as eager attention and MFU count); causal: unmasked only")
+                        help="dense: full T×T scores (as eager attention and MFU count); causal: unmasked only")
         sp.add_argument("--recompute", choices=("none", "selective", "full"), default="none",
-                        help="activation recomputation for training memory and FLOPs (default none)")
+                        help="activation recomputation for training memory and FLOPs")
         strict(sp)
         sp.add_argument("--activations", choices=("fused", "eager"), default="fused",
-                        help="kernels whose saved tensors are counted: fused (flash attention, default) or eager (HF)")
+                        help="kernels whose saved tensors are counted: fused (flash attention) or eager (HF)")
 
     a = sub.add_parser("analyze", formatter_class=fmt, help="parameters, memory and FLOPs of a model")
     workload(a)
@@ -71,21 +74,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     a.add_argument("--ops", action="store_true", help="per-operation FLOPs table per layer kind (seed 001 layout)")
     cmp = sub.add_parser("compare", formatter_class=fmt,
                          help="2 to 16 models side by side: shape, parameters, memory and FLOPs under one workload")
-    cmp.add_argument("models", nargs="+", metavar="model",
-                     help="2 to 16 preset names (tmath list) or paths to config.json files")
-    cmp.add_argument("--batch", "-B", type=_count("--batch"), default=1, help="B: sequences")
-    cmp.add_argument("--context", "-L", type=_count("--context"), default=2048, help="L: tokens per sequence")
-    cmp.add_argument("--weight-dtype", default="auto",
-                     help="auto (checkpoint: bf16 + its quantization_config), a dtype (bf16, fp8, int8, int4, "
-                          "int4-g64-zp, nf4, mxfp4), or per group: experts=int4,*=bf16")
-    cmp.add_argument("--kv-dtype", default="bf16", help="KV-cache dtype (default bf16)")
-    cmp.add_argument("--attention", choices=("dense", "causal"), default="dense",
-                     help="dense: full T×T scores (default, as eager attention and MFU count); causal: unmasked only")
-    cmp.add_argument("--recompute", choices=("none", "selective", "full"), default="none",
-                     help="activation recomputation for training memory and FLOPs (default none)")
-    strict(cmp)
-    cmp.add_argument("--activations", choices=("fused", "eager"), default="fused",
-                     help="kernels whose saved tensors are counted: fused (flash attention, default) or eager (HF)")
+    workload(cmp, several=True)
     cmp.add_argument("--json", action="store_true",
                      help="machine-readable output: a list of one object per model, raw integers, stable keys")
     cmp.add_argument("--csv", metavar="FILE", help="also write one row per model to this CSV file (folders made)")
