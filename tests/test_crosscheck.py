@@ -22,7 +22,11 @@ def measured(request):
     spec = tm.load_model(name)
     T = _tokens(spec)
     model = cc.build_meta(tm.load_preset(name)["config"])
+    WEIGHT_BYTES[name] = sum(p.numel() * p.element_size() for p in model.parameters())
     return name, spec, T, cc.measure(model, batch=2, tokens=T)
+
+
+WEIGHT_BYTES: dict[str, int] = {}  # Σ numel·element_size of the parameters as Hugging Face builds them
 
 
 def test_params_exact(measured):
@@ -37,6 +41,14 @@ def test_active_params_exact(measured):
     e, E = (spec.moe.experts_per_token, spec.moe.n_experts) if spec.moe else (1, 1)
     assert m.routed_expert_params % E == 0
     assert tm.analyze(name)["params.active"] == m.params - m.routed_expert_params + m.routed_expert_params * e // E
+
+
+def test_weight_bytes_exact(measured):
+    """Unquantized (the meta build ignores quantization_config), weights take the bytes of the dtypes the
+    implementation keeps: DeepSeek-V3's router stays fp32 (213 MB more than 2 bytes per parameter)."""
+    name, spec, T, m = measured
+    cfg = {k: v for k, v in tm.load_preset(name)["config"].items() if k != "quantization_config"}
+    assert tm.analyze(cfg)["memory.weights_bytes"] == WEIGHT_BYTES[name]
 
 
 def test_kv_cache_exact(measured):

@@ -348,8 +348,18 @@ _FAMILY_DEFAULTS = {"gemma3_text": {"vocab_size": 262208, "hidden_size": 2304, "
 SUPPORTED = tuple(sorted((*ADAPTERS, *_WRAPPERS)))
 
 
+# Groups the implementation keeps in fp32 whatever the checkpoint's dtype: Hugging Face DeepSeek-V3's
+# `_keep_in_fp32_modules_strict = ["e_score_correction_bias", "gate.weight"]` (modeling_deepseek_v3.py)
+_KEPT_FP32 = {"deepseek_v3": (("router", "fp32"),)}
+
+
 def _quantized(r: _Reader, spec_family: str) -> tuple[tuple[str, str], ...]:
-    """Tensor groups a config's quantization_config stores below 16 bits."""
+    """Tensor groups stored at another width than the checkpoint's 16 bits: the ones the implementation keeps in
+    fp32, then what a config's quantization_config stores below 16 bits."""
+    return _KEPT_FP32.get(spec_family, ()) + _quantization_config(r)
+
+
+def _quantization_config(r: _Reader) -> tuple[tuple[str, str], ...]:
     q = r.dict("quantization_config")
     if not q:
         return ()

@@ -94,7 +94,7 @@ class ModelSpec:
     mla: MLASpec | None = None
     layers: tuple[LayerSpec, ...] = ()
     weight_dtype: str = field(default="bf16", metadata=sym("b_w", "bytes/elt", "checkpoint dtype"))
-    quantized: tuple[tuple[str, str], ...] = ()  # (tensor group, dtype name) from quantization_config
+    quantized: tuple[tuple[str, str], ...] = ()  # (tensor group, dtype): kept in fp32, or from quantization_config
     read_keys: tuple[str, ...] = field(default=(), compare=False)
     ignored_keys: tuple[str, ...] = field(default=(), compare=False)
     near_miss_keys: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # (ignored, probably meant)
