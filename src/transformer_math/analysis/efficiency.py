@@ -3,8 +3,9 @@
 Nothing here is fitted per run. A device's behaviour follows from its specs (F_peak per dtype, BW_HBM, links)
 and its class's profile of achieved fractions (presets/efficiency/<class>.json, written by
 scripts/fit_efficiency.py from a named calibration set, or by `tmath calibrate` for the user's own device);
-a serving engine adds its per-step costs (presets/efficiency/engines/). The band of every figure is the spread
-of measured/predicted on the validation rows.
+a serving engine adds its per-step costs (presets/efficiency/engines/). The band of every figure is the 10th–90th
+percentile of measured/predicted over leave-one-group-out predictions of the calibration rows; how many
+validation rows it covers is reported by benchmarks/validate_published.py.
 """
 
 from __future__ import annotations
