@@ -145,7 +145,7 @@ def main() -> None:
     SERVE_MODEL, TRAIN_MODEL = a.models.split(",")
     facts = _gpu_facts()
     if a.gpu is None:
-        from transformer_math.calibrate import match_preset
+        from transformer_math.checks.calibrate import match_preset
 
         props = torch.cuda.get_device_properties(0)
         a.gpu = match_preset(torch.cuda.get_device_name(0), props.total_memory) or "h100-sxm"

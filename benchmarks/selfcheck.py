@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         profile = args.profile
     else:
-        from transformer_math import calibrate
+        from transformer_math.checks import calibrate
 
         log(f"calibrating {args.device} ({args.budget:g} s) ...")
         prof = calibrate.run(args.device, args.budget)

@@ -16,7 +16,7 @@ import argparse
 import statistics
 from collections import defaultdict
 
-from transformer_math import validation as v
+from transformer_math.checks import published as v
 from transformer_math.analysis.efficiency import band_for
 from transformer_math.config.hardware import load_hardware
 

@@ -26,7 +26,7 @@ import sys
 from dataclasses import asdict, replace
 from typing import Any
 
-from transformer_math import validation as v
+from transformer_math.checks import published as v
 from transformer_math.analysis.efficiency import ENGINE_FIELDS, MID, Efficiency, Engine, engine, list_engines
 from transformer_math.config.hardware import list_hardware, load_hardware
 

@@ -4,6 +4,8 @@ subcommand's own usage for a bad option, near-miss config keys."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 
 import pytest
@@ -89,3 +91,45 @@ def test_near_miss_key_warns_and_strict_refuses(typo, capsys):
 def test_presets_have_no_near_misses():
     for name in tm.list_presets():
         assert tm.load_model(tm.load_preset(name)["config"]).near_miss_keys == (), name
+
+
+class _Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("argv", [["analyze", "gpt2"], ["serve", "gpt2", "--gpu", "h100-sxm"]])
+def test_colour_only_on_a_terminal_without_no_color(argv, monkeypatch):
+    """ANSI colour on a terminal; none in a pipe, none with NO_COLOR (no-color.org), none on TERM=dumb."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+
+    def output(stream):
+        with contextlib.redirect_stdout(stream):
+            main(argv)
+        return stream.getvalue()
+
+    assert "\033[" in output(_Tty())
+    assert "\033[" not in output(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert "\033[" not in output(_Tty())
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("TERM", "dumb")
+    assert "\033[" not in output(_Tty())
+
+
+def test_plot_without_matplotlib_names_the_extra(monkeypatch, tmp_path, capsys):
+    """--plot where matplotlib is missing: one line saying which extra to install, exit 2, no traceback."""
+    import builtins
+
+    real = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    code = main(["serve", "gpt2", "--gpu", "h100-sxm", "--plot", str(tmp_path / "new" / "p")])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'transformer-math[plot]'" in err and "Traceback" not in err

@@ -148,12 +148,12 @@ def test_qlora_fits_24gb_and_lora_counts():
     assert not train("llama-3.1-8b", "rtx-4090", gpus=1, global_batch=8, seq=4096, suggest=False).fits
 
 
-def test_search_is_vectorized_and_fast():
+def test_search_is_vectorized():
+    """Thousands of layouts in one evaluation (its speed is measured by benchmarks/bench_perf.py, not here)."""
     from transformer_math.analysis.plans import search
 
-    search("llama-3.1-405b", "h100-sxm", gpus=16384, global_batch=2048, seq=8192)  # warm the per-shape cache
     r = search("llama-3.1-405b", "h100-sxm", gpus=16384, global_batch=2048, seq=8192)
-    assert r.evaluated > 1000 and r.seconds < 1.0 and r.rows
+    assert r.evaluated > 1000 and r.rows
     steps = [row["step_time_s"] for row in r.rows]
     assert steps == sorted(steps)
 

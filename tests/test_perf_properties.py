@@ -13,7 +13,8 @@ from transformer_math.analysis.costs import experts_touched, total_time
 from transformer_math.analysis.efficiency import MID
 from transformer_math.analysis.plans import serve
 from transformer_math.analysis.serving import ServeLayout, ServeWorkload, _step
-from transformer_math.analysis.training import RECOMPUTE, Layout, Workload, evaluate, plan_training, validate
+from transformer_math.analysis.train_search import evaluate
+from transformer_math.analysis.training import RECOMPUTE, Layout, Workload, plan_training, validate
 from transformer_math.config.hardware import load_hardware
 from transformer_math.errors import TmathError
 from transformer_math.units import parse_dtype

@@ -10,7 +10,7 @@ from transformer_math.analysis.flops import forward_flops
 from transformer_math.analysis.params import by_group, params_breakdown
 from transformer_math.cli import main
 from transformer_math.config.hardware import load_hardware
-from transformer_math.validation import gpt_spec
+from transformer_math.checks.measurements import gpt_spec
 
 
 # 1. MoE MFU counts the parameters a token touches (was 315 % for this Mixtral layout, 600–900 % for DeepSeek-V3)
@@ -199,7 +199,7 @@ def test_search_rows_rerun(capsys):
 
 
 def test_search_spans_every_choice():
-    from transformer_math.analysis.training import Workload, search_layouts
+    from transformer_math.analysis.train_search import Workload, search_layouts
 
     s, hw = tm.load_model("mixtral-8x7b"), load_hardware("h100-sxm")
     rows, n, _ = search_layouts(s, hw, Workload(global_batch=256, seq=8192), gpus=64, top=10_000)

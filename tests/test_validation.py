@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 import transformer_math as tm
-from transformer_math import validation as v
+from transformer_math.checks import published as v
 from transformer_math.analysis.efficiency import band_for, efficiency_for, engine, list_engines
 from transformer_math.config.hardware import load_hardware
 from transformer_math.errors import TmathError
@@ -131,7 +131,8 @@ def test_a_calibrated_profile_replaces_the_class_profile():
 
 
 def test_bad_profile_field_is_one_clear_error(tmp_path):
-    d = json.load(open(os.path.join(ROOT, "src/transformer_math/presets/hardware/h100-sxm.json")))
+    with open(os.path.join(ROOT, "src/transformer_math/presets/hardware/h100-sxm.json")) as f:
+        d = json.load(f)
     d["efficiency"] = {"gem": 0.5}
     p = tmp_path / "dev.json"
     p.write_text(json.dumps(d))

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from transformer_math.cli import style
 from transformer_math.errors import TmathError
 from transformer_math.units import fmt_bytes, json_ready
 
@@ -96,7 +97,8 @@ def _human(key: str, v: Any) -> str:
 def _serve_kwargs(a: argparse.Namespace) -> dict[str, Any]:
     return dict(tp=a.tp, dp=a.dp, ep=a.ep, batch=a.batch, prompt=a.prompt, gen=a.gen, weight_dtype=a.weight_dtype,
                 kv_dtype=a.kv_dtype, engine=a.engine, block=a.block, draft=a.draft, draft_k=a.draft_k,
-                acceptance=a.acceptance, gpu_memory_utilization=a.gpu_memory_utilization)
+                acceptance=a.acceptance, gpu_memory_utilization=a.gpu_memory_utilization,
+                act_dtype=getattr(a, "act_dtype", "auto"))
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
@@ -118,7 +120,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
           + (f", experts over E_p={L.ep}" if L.ep > 1 else "") + f")  B={out['batch']} per replica  "
           f"prompt={out['prompt']} gen={out['gen']}  kv={out['kv_dtype']}")
     print(f"  weights: {out['weight_dtype_meaning']}")
-    print(f"  fits: {'yes' if r.fits else 'NO'}   memory per GPU {fmt_bytes(out['memory_per_gpu_bytes'])} of "
+    print(f"  fits: {style.fits(r.fits)}   memory per GPU {fmt_bytes(out['memory_per_gpu_bytes'])} of "
           f"{fmt_bytes(hw.memory_bytes)}  (" + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in out["memory"].items()) + ")")
     print(f"  max batch at this context: {out['max_batch']}   max context at this batch: {out['max_context']:,}   "
           f"φ_cache = {out['phi_cache']:.3f}")
@@ -144,7 +146,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 
 def _serve_plots(a: argparse.Namespace, r: Any) -> None:
-    from transformer_math import plots
+    from transformer_math.cli import plots
     from transformer_math.analysis.plans import serve
 
     p, hw = r.plan, r.hardware
@@ -192,7 +194,7 @@ def cmd_train(a: argparse.Namespace) -> int:
           f"ZeRO-{lay['zero']} SP={'on' if lay['sequence_parallel'] else 'off'} {lay['schedule']}"
           + (f" v={lay['interleave']}" if lay["interleave"] > 1 else "")
           + f"  {out['precision']} {out['optimizer']} {out['finetune']}")
-    print(f"  fits: {'yes' if out['fits'] else 'NO'}   memory per GPU {fmt_bytes(out['memory_per_gpu_bytes'])} of "
+    print(f"  fits: {style.fits(out['fits'])}   memory per GPU {fmt_bytes(out['memory_per_gpu_bytes'])} of "
           f"{fmt_bytes(out['memory_bytes'])} (stage {out['memory_stage']}): "
           + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in m.items()))
     print(f"  trainable parameters: {out['trainable_params']:,}")
@@ -297,7 +299,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
                         w.writerow([b, l, d.name, tp, int(g["kv_cache_bytes"][i, j, k, 0]),
                                     int(g["prefill_flops"][i, j, k, 0]), int(g["memory_per_gpu_bytes"][i, j, k, t])])
     if a.plot:
-        from transformer_math import plots
+        from transformer_math.cli import plots
 
         plots.curves(L, {f"B={b}": [g["kv_cache_bytes"][i, j, 0, 0] / 2**30 for j in range(len(L))]
                          for i, b in enumerate(B)}, a.plot, xlabel="context L [tokens]",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from transformer_math.analysis.params import by_component
 from transformer_math.analysis.report import Report
+from transformer_math.cli.style import paint
 from transformer_math.units import fmt_bytes, fmt_count
 
 
 def render_report(r: Report, *, show_ignored: bool = False, ops: bool = False) -> str:
     s = r.spec
-    lines = [f"{s.name}  ({s.family})",
+    lines = [f"{paint(s.name, 'bold')}  ({s.family})",
              "  " + "  ".join(f"{k}={v}" for k, v in s.symbols().items() if v is not None and not isinstance(v, tuple)),
              "  layers: " + ", ".join(f"{n}× {layer.kind}" for layer, n in s.layer_kinds),
              f"  workload: B={r.batch}  L={r.context}  kv={r.kv_dtype.name}  weights="
@@ -32,14 +33,14 @@ def render_report(r: Report, *, show_ignored: bool = False, ops: bool = False) -
         else:
             human = f"{fmt_count(v)}FLOP  ({what[key]})"
         lines.append(f"  {key:26s} {sym:10s} {int(v):>22,}  {human}")
-    lines += ["", "  parameters by component:"]
+    lines += ["", f"  {paint('parameters by component', 'bold')}:"]
     for k, v in sorted(by_component(r.quantities["params.total"]).items(), key=lambda kv: -kv[1]):
         lines.append(f"    {k:28s} {v:>20,}  {100 * v / r['params.total']:5.1f}%")
     if ops:
         for title, rows in r.per_op_table().items():
-            lines += ["", f"  {title}:", f"    {'operation':28s} {'output shape':>24s} {'FLOPs':>22s}"]
+            lines += ["", f"  {paint(title, 'bold')}:", f"    {'operation':28s} {'output shape':>24s} {'FLOPs':>22s}"]
             lines += [f"    {row['op']:28s} {str(tuple(row['shape'])):>24s} {row['flops']:>22,}" for row in rows]
-    lines += [f"  warning: {w}" for w in r.warnings]
+    lines += [f"  {paint('warning', 'red')}: {w}" for w in r.warnings]
     lines += ["", f"  conventions: {r.conventions.describe()}",
               "  GiB = 2^30 bytes, GB = 10^9 bytes.  tmath explain MODEL QUANTITY shows any derivation."]
     if show_ignored:
