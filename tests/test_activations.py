@@ -14,15 +14,16 @@ pytestmark = pytest.mark.torch
 # Bytes we are off by at B = 2, T = 300, per preset, and why (everything else is exact):
 #   16: HF's shifted labels for B > 1 hold B·T int64, not B·(T+1)   (all families)
 #   Gemma: RoPE tables of two bases (local/global) vary in length   (≤ 0.002 %)
+#   Gemma 2/3: the 2-byte bf16 embedding scale √d the embedding output is multiplied by (not counted)
 #   Mixtral, gpt-oss: small router temporaries                       (≤ 0.001 %)
-#   DeepSeek-V3: its fp32 sigmoid router with group-limited top-k keeps more (≈ 3 %)
-TOLERANCE = {"deepseek-v3": 0.03, "gemma-3-4b": 2e-5, "gemma-3-12b": 2e-5}
+#   DeepSeek-V3: its sigmoid router's group-limited top-k keeps more (≈ 0.013 %)
+TOLERANCE = {"deepseek-v3": 2e-4, "gemma-3-4b": 2e-5, "gemma-3-12b": 2e-5}
 
 
 @pytest.mark.parametrize("name", [n for n in tm.list_presets() if not n.startswith("llama-4")])
 def test_eager_activation_bytes(name):
     """llama-4 is left out: HF runs every expert on every token there, so what it saves is not a routed MoE's."""
-    from transformer_math import crosscheck as cc
+    from transformer_math.checks import execution as cc
 
     model = cc.build_meta(tm.load_preset(name)["config"], experts="grouped_mm")
     measured = cc.saved_activation_bytes(model, batch=2, tokens=300)

@@ -29,7 +29,7 @@ def test_every_option_has_help():
             if isinstance(action, argparse._HelpAction):
                 continue
             assert action.help and action.help.strip(), f"tmath {name} {action.option_strings or action.dest}"
-        assert sub.formatter_class is argparse.ArgumentDefaultsHelpFormatter, name
+        assert issubclass(sub.formatter_class, argparse.ArgumentDefaultsHelpFormatter), name  # defaults shown
 
 
 @pytest.mark.parametrize("text, value", [("4096", 4096), ("1_024", 1024), ("128k", 128_000), ("128Ki", 131_072),
@@ -133,3 +133,14 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch, tmp_path, capsys):
     code = main(["serve", "gpt2", "--gpu", "h100-sxm", "--plot", str(tmp_path / "new" / "p")])
     err = capsys.readouterr().err
     assert code == 2 and "pip install 'transformer-math[plot]'" in err and "Traceback" not in err
+
+
+def test_help_shows_defaults_and_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: 1024)" in out and "(default: vllm)" in out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("analyze", "compare", "serve", "train", "chinchilla", "calibrate"))

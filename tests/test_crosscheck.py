@@ -16,7 +16,7 @@ def _tokens(spec: tm.ModelSpec) -> int:
 
 @pytest.fixture(scope="module", params=PRESETS)
 def measured(request):
-    from transformer_math import crosscheck as cc
+    from transformer_math.checks import execution as cc
 
     name = request.param
     spec = tm.load_model(name)
@@ -33,6 +33,18 @@ def test_params_exact(measured):
     name, spec, T, m = measured
     r = tm.analyze(name)
     assert r["params.total"] == m.params
+
+
+# Published totals, from the preset's source: Pythia paper (arXiv 2304.01373) Table 1; keras-hub phi3_presets.py.
+PUBLISHED_PARAMS = {"pythia-1.4b": 1_414_647_808, "phi-3-mini-4k": 3_821_079_552}
+
+
+def test_published_params(measured):
+    """Where a model's exact parameter count is published, the HF build and our count both equal it."""
+    name, spec, T, m = measured
+    if name not in PUBLISHED_PARAMS:
+        pytest.skip("no exact published count")
+    assert m.params == tm.analyze(name)["params.total"] == PUBLISHED_PARAMS[name]
 
 
 def test_active_params_exact(measured):
@@ -80,7 +92,7 @@ def test_decode_flops_exact(measured):
     (E-e extra per token), and HF's DeepSeek-V3 decompresses every cached latent each step (the naive
     form) where engines run the absorbed form, which is what we report.
     """
-    from transformer_math import crosscheck as cc
+    from transformer_math.checks import execution as cc
     from transformer_math.analysis.flops import forward_flops
 
     name, spec, T, _ = measured

@@ -115,7 +115,7 @@ def test_names_cover_the_families():
     """The name map is complete for each family checked (a new HF parameter would fail here first)."""
     for preset, layers, *_ in LAYOUTS:
         config, s = _setup(preset, layers)
-        from transformer_math import crosscheck as cc
+        from transformer_math.checks import execution as cc
 
         names = {n for n, _ in cc.build_meta(config).named_parameters()}
         assert names == set(_inventory(s)), preset

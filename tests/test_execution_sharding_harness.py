@@ -26,7 +26,7 @@ def _config(name, **overrides):
 
 
 def _full_shapes(config, n_layers):
-    from transformer_math import crosscheck as cc
+    from transformer_math.checks import execution as cc
 
     model = cc.build_meta(_harness()._fewer_layers(dict(config), n_layers))
     return {n: tuple(p.shape) for n, p in model.named_parameters()}

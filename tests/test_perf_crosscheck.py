@@ -13,7 +13,7 @@ from transformer_math.analysis.training import lora_params
                                            ("llama-4-scout-17b-16e", ("q_proj", "o_proj", "gate_proj", "down_proj"))])
 def test_lora_params_equal_peft(name, targets):
     peft = pytest.importorskip("peft")
-    from transformer_math import crosscheck as cc
+    from transformer_math.checks import execution as cc
 
     model = cc.build_meta(tm.load_preset(name)["config"])
     lora = peft.get_peft_model(model, peft.LoraConfig(r=8, lora_alpha=16, target_modules=list(targets)))

@@ -136,7 +136,7 @@ def test_lora_step_flops_equal_execution():
     from peft import LoraConfig, get_peft_model
     from torch.utils.flop_counter import FlopCounterMode
 
-    from transformer_math import crosscheck as cc
+    from transformer_math.checks import execution as cc
     from transformer_math.formulas.plan import model_flops
 
     config = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Efficiency:
-    """Achieved fractions of the peaks (seed 000 §9, §13: η_compute, η_bw) and fixed costs of one device class,
+    """Achieved fractions of the peaks (η_compute, η_bw in docs/symbols.md) and fixed costs of one device class,
     with the serving engine's per-step costs folded in (`with_engine`). Profiles are data: presets/efficiency/."""
 
     gemm: float = 0.78  # η_compute of a large bf16 GEMM (cuBLAS on random data; MAMF)
@@ -70,7 +70,7 @@ class Efficiency:
 
     def attention_efficiency(self, d_h: float, keys: float) -> float:
         """η_compute of a flash-attention kernel for head dimension d_h over `keys` keys per query."""
-        head = min(1.0, d_h / 128) ** self.attention_head_exponent
+        head = float(min(1.0, d_h / 128) ** self.attention_head_exponent)
         return self.attention * head * keys / (keys + self.attention_keys_half)
 
     def capped(self, factor: float) -> Efficiency:
@@ -124,7 +124,7 @@ ENGINE_FIELDS = ("step_overhead_s", "step_overhead_per_seq_s", "async_cpu", "ele
 
 def efficiency_from_dict(d: Mapping[str, Any], *, name: str, where: str) -> Efficiency:
     allowed = {f.name: f.type for f in fields(Efficiency) if f.name != "async_cpu"}
-    out = {}
+    out: dict[str, Any] = {}
     for key, v in d.items():
         if key not in allowed or key == "name":
             raise TmathError(f"{where}.{key}", v, f"a field among {', '.join(sorted(set(allowed) - {'name'}))}")
@@ -175,7 +175,8 @@ MOE_DISPATCH_PASSES = 4  # permute (read, write) and unpermute (read, write) of 
 #                          (Megatron-Core token dispatcher, vLLM fused_moe align/sort)
 FP8_CAST_BYTES = 5  # per element cast to FP8 with dynamic (current) scaling: amax read 2 + read 2 + write 1
 #                     (torchao Float8Linear, Transformer Engine current scaling)
-WEIGHT_ONLY = ("int8", "int4", "nf4", "mxfp4")  # formats dequantized to bf16 before the tensor cores
+WEIGHT_ONLY = ("int8", "int4", "nf4", "mxfp4", "nvfp4")  # formats dequantized to bf16 before the tensor cores
+#                                                          (unless activations are FP4 too: W4A4, costs.compute_dtype)
 DEQUANT_BYTES = 2  # bytes written per weight element when a weight-only format is dequantized for a GEMM (bf16)
 
 # Memory no tensor of the model holds (formulas/parallel.py memory.reserve): the CUDA context, kernels and NCCL

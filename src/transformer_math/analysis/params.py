@@ -16,6 +16,8 @@ def group_of(component: str) -> str:
     """'attention.q_proj' → 'attention'; 'moe.experts' → 'experts'; 'attention.qk_norm' → 'norms'."""
     if component.endswith("norm") or component == "norms":
         return "norms"
+    if component == "moe.shared_gate":  # a d→1 routing gate: kept 16-bit like the router
+        return "router"
     head, _, tail = component.partition(".")
     return tail if head == "moe" else head
 
@@ -29,7 +31,10 @@ def layer_params(s: ModelSpec, layer: LayerSpec, n: int) -> list[Quantity]:
                 q("attention.k_proj", f.linear_params, symbol="P_WK", count=n, d_in=d, d_out=h_kv * d_h, bias=s.qkv_bias),
                 q("attention.v_proj", f.linear_params, symbol="P_WV", count=n, d_in=d, d_out=h_kv * d_h, bias=s.qkv_bias),
                 q("attention.o_proj", f.linear_params, symbol="P_WO", count=n, d_in=h_q * d_h, d_out=d, bias=s.o_bias)]
-        if s.qk_norm:
+        if s.qk_norm and s.qk_norm_span == "all":  # OLMo-2: one scale per feature of all heads' q and k
+            out += [q("attention.q_norm", f.norm_params, count=n, n_norm=1, k_norm=1, w=h_q * d_h),
+                    q("attention.k_norm", f.norm_params, count=n, n_norm=1, k_norm=1, w=h_kv * d_h)]
+        elif s.qk_norm:
             out.append(q("attention.qk_norm", f.norm_params, count=n, n_norm=2, k_norm=1, w=d_h))
     else:
         m = s.mla
@@ -52,14 +57,16 @@ def layer_params(s: ModelSpec, layer: LayerSpec, n: int) -> list[Quantity]:
     if layer.mlp == "dense":
         out.append(q("mlp", f.mlp_params, count=n, d=d, d_ff=layer.d_ff, g_up=s.n_up, bias=s.mlp_bias))
     else:
-        m = s.moe
-        assert m is not None
-        out += [q("moe.router", f.router_params, count=n, d=d, E=m.n_experts, bias=m.router_bias),
-                q("moe.experts", f.experts_params, count=n, E=m.n_experts, d=d, d_moe=m.d_moe, g_up=s.n_up,
-                  bias=m.expert_bias)]
-        if m.n_shared:
-            out.append(q("moe.shared_experts", f.mlp_params, symbol="P_shared", count=n, d=d, d_ff=m.shared_width,
+        moe = s.moe
+        assert moe is not None
+        out += [q("moe.router", f.router_params, count=n, d=d, E=moe.n_experts, bias=moe.router_bias),
+                q("moe.experts", f.experts_params, count=n, E=moe.n_experts, d=d, d_moe=moe.d_moe, g_up=s.n_up,
+                  bias=moe.expert_bias)]
+        if moe.n_shared:
+            out.append(q("moe.shared_experts", f.mlp_params, symbol="P_shared", count=n, d=d, d_ff=moe.shared_width,
                          g_up=s.n_up, bias=False))
+        if moe.shared_gate:
+            out.append(q("moe.shared_gate", f.shared_gate_params, count=n, d=d))
     return out
 
 
@@ -101,7 +108,7 @@ def routed_expert_params(breakdown: Quantity) -> int:
 def active_params(s: ModelSpec, breakdown: Quantity, *, convention: str = "all") -> Quantity:
     """params.active — what one token touches: all but routed experts, plus e/E of those.
 
-    convention 'all' (seed 000, DeepSeek): embedding and head counted; 'no_embedding' (gpt-oss card):
+    convention 'all' (docs/conventions.md; the DeepSeek-V3 report's): embedding and head counted; 'no_embedding' (gpt-oss card):
     the embedding table is not counted (a lookup, not a matmul), the LM head is.
     """
     P, routed = int(breakdown.value), routed_expert_params(breakdown)

@@ -100,8 +100,10 @@ def _memory_terms(book: Book, s: ModelSpec, hw: HardwareSpec, w: Workload, x: di
         book.f(keys[-1], fm.gradient_bytes, symbol="M_param", P_train=c["P_lora_gpu"], b_g=4)
     book.sum(f"{p}memory.weights", keys, unit="bytes", symbol="M_w")
     if ft.mode == "full":
-        for name, P_by, fn, kw in (("gradients", c["P_g"], fm.gradient_bytes, dict(b_g=2)),
-                                   ("optimizer", c["P_o"], fm.optimizer_bytes, dict(b_master=4, b_m=b_m, b_v=b_v))):
+        states: tuple[tuple[str, Any, Callable[..., int], dict[str, Any]], ...] = (
+            ("gradients", c["P_g"], fm.gradient_bytes, {"b_g": 2}),
+            ("optimizer", c["P_o"], fm.optimizer_bytes, {"b_master": 4, "b_m": b_m, "b_v": b_v}))
+        for name, P_by, fn, kw in states:
             for g, P in P_by.items():
                 book.f(f"{p}{name}.{g}", fn, P_train=P, **kw)
             book.sum(f"{p}memory.{name}", [f"{p}{name}.{g}" for g in P_by], unit="bytes",
@@ -176,8 +178,11 @@ def _time_terms(book: Book, s: ModelSpec, hw: HardwareSpec, eff: Efficiency, w: 
     cp = collectives.context_parallel(n_L=c["n_layers"], C_p=x["cp"], full=full, KV=KV, dKV=2 * KV)
     cp_keys = _collective_terms(book, hw, eff, f"{p}time.cp", cp, ranks, spans)
     n_att = c["n_layers"] * (x["cp"] > 1)
-    per_layer = lambda phase: sum(book.values[k_] for k_, e in zip(cp_keys, cp) if e.phase == phase) / (  # noqa: E731
-        n_att + (n_att == 0))
+
+    def per_layer(phase: str) -> Any:
+        return sum(book.values[k_] for k_, e in zip(cp_keys, cp, strict=True) if e.phase == phase) / (
+            n_att + (n_att == 0))
+
     book.f(f"{p}time.cp", fl.cp_exposed, n_att=n_att, t_f=per_layer("fwd"), t_b=per_layer("bwd"),
            t_att_l=c["t_att"] / (c["n_layers"] + (c["n_layers"] == 0)), k_att=k_att)
     e = s.moe.experts_per_token if s.moe else 0
@@ -274,7 +279,10 @@ def _lora_on_stage(s: ModelSpec, w: Workload, pp: int, i: int) -> int:
 def _params(s: ModelSpec, x: dict[str, Any], pp: int, i: int) -> dict[str, Any]:
     """Local parameter elements per group on rank 0 of stage i: as held (ZeRO-3), as gradients (ZeRO ≥ 2), as
     optimizer states (ZeRO ≥ 1); and per FSDP unit as ZeRO-3 shards them (what data-parallel collectives move)."""
-    mesh = lambda z: training_mesh(tp=x["tp"], ep=x["ep"], dp=x["dp"], cp=x["cp"], sharded=x["zero"] >= z)  # noqa: E731
+
+    def mesh(z: int) -> Any:
+        return training_mesh(tp=x["tp"], ep=x["ep"], dp=x["dp"], cp=x["cp"], sharded=x["zero"] >= z)
+
     out = {name: local_params(s, mesh(z), pp=pp, stage=i) for name, z in (("P_w", 3), ("P_g", 2), ("P_o", 1))}
     units = fsdp_units(s, mesh(0), pp=pp, stage=i)
     out.update(P_layers=units["layers"], P_experts=units["experts"], P_root=units["root"])
@@ -329,7 +337,7 @@ class TrainPlan:
 
     @property
     def fits(self) -> bool:
-        return self["train.over"] <= 0
+        return bool(self["train.over"] <= 0)
 
 
 def plan_training(s: ModelSpec, hw: HardwareSpec, layout: Layout, w: Workload, *, eff: Efficiency | None = None,

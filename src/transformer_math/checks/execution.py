@@ -16,7 +16,7 @@ try:
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import AutoConfig, AutoModelForCausalLM
 except ImportError as e:  # pragma: no cover - exercised only without the extra
-    raise ImportError("transformer_math.crosscheck needs torch and transformers: "
+    raise ImportError("transformer_math.checks.execution needs torch and transformers: "
                       "pip install 'transformer-math[test]'") from e
 
 _WRAPPERS = {"gemma3": "text_config", "llama4": "text_config"}

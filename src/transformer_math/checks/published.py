@@ -40,7 +40,7 @@ def _train_predict(r: Mapping[str, Any], eff: Efficiency) -> float:
     from transformer_math.analysis.training import Layout, Workload, plan_training
 
     s, hw = spec_of(r), _hardware(r)
-    rec = r.get("recompute") if r.get("recompute") in ("none", "selective", "full") else "none"
+    rec = str(r["recompute"]) if r.get("recompute") in ("none", "selective", "full") else "none"
     zero = {"ddp": 0, "zero1": 1, "fsdp": 3}.get(r.get("sharding", ""), 1)  # Megatron's distributed optimizer
     tp = r["tp"]
     pp = r["pp"]

@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from transformer_math.cli.options import _BadCount, _parser
+from transformer_math.cli.options import COMMANDS, _BadCount, _parser
 from transformer_math.errors import TmathError
 
 __all__ = ["main", "run"]
@@ -18,8 +18,9 @@ __all__ = ["main", "run"]
 def _parse(argv: list[str]) -> argparse.Namespace:
     """Parse argv. A bad count is the one-line error every bad value gets; an unknown option or a bad choice is
     reported with the usage of the subcommand it was given to."""
-    parser, subs = _parser()
-    command = next((a for a in argv if a in subs), None)
+    command = next((a for a in argv if not a.startswith("-")), None)  # the first word: options come after it
+    parser, subs = _parser(command if command in COMMANDS else None)
+    command = command if command in subs else None
     try:
         args, extra = parser.parse_known_args(argv)
     except argparse.ArgumentError as e:
@@ -43,7 +44,7 @@ def _config_warnings(*, strict: bool) -> None:
         print(f"tmath: warning: {message}", file=sys.stderr)
 
     warnings.simplefilter("always", ConfigKeyWarning)
-    warnings.showwarning = show  # type: ignore[assignment]
+    warnings.showwarning = show
 
 
 def _analyze(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import functools
+
+from transformer_math.errors import TmathError
+from transformer_math.units import COUNT_HELP, parse_count
 
 TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
-from transformer_math.errors import TmathError
-from transformer_math.units import COUNT_HELP, parse_count
 
 class _BadCount(argparse.ArgumentTypeError):
     def __init__(self, error: TmathError) -> None:
@@ -35,18 +35,42 @@ def _count(field: str, *, integer: bool = True) -> Callable[[str], int | float]:
     return parse
 
 
-FMT = argparse.ArgumentDefaultsHelpFormatter
+def _columns() -> int:
+    """The terminal's width for help text, found without shutil (argparse imports it, and its compression modules,
+    for every option it adds when no width is given)."""
+    import os
+
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 80
 
 
-def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+class FMT(argparse.ArgumentDefaultsHelpFormatter):
+    """Help with each option's default, wrapped to the terminal's width."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width or _columns() - 2)
+
+
+def _parser(command: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser and its subparsers. Given the command about to run, only that subparser is built: building all
+    twelve costs more start-up time than the whole analysis."""
     p = argparse.ArgumentParser(prog="tmath", description="Parameters, memory and FLOPs of LLMs, explained.",
-                                epilog=f"sizes and counts: {COUNT_HELP}", exit_on_error=False)
+                                epilog=f"sizes and counts: {COUNT_HELP}", exit_on_error=False, formatter_class=FMT)
     p.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser = functools.partial(sub.add_parser, exit_on_error=False)  # type: ignore[method-assign]
-    for build in (_analyze, _compare, _explain, _catalogues, _serve, _train, _chinchilla, _tools):
-        build(sub)
-    return p, dict(sub.choices)
+    subs = {}
+    for name, (text, add_options) in COMMANDS.items():
+        if command in (None, name):
+            subs[name] = sub.add_parser(name, formatter_class=FMT, help=text, description=text, exit_on_error=False)
+            add_options(subs[name])
+    return p, subs
 
 
 def _strict(sp: argparse.ArgumentParser) -> None:
@@ -76,43 +100,29 @@ def _workload(sp: argparse.ArgumentParser, *, several: bool = False) -> None:
                     help="kernels whose saved tensors are counted: fused (flash attention) or eager (HF)")
 
 
-def _analyze(sub: Any) -> None:
-    a = sub.add_parser("analyze", formatter_class=FMT, help="parameters, memory and FLOPs of a model")
+def _analyze(a: argparse.ArgumentParser) -> None:
     _workload(a)
     a.add_argument("--json", action="store_true", help="machine-readable output (stable keys of conventions.md)")
     a.add_argument("--show-ignored", action="store_true", help="list the config keys read and ignored")
     a.add_argument("--ops", action="store_true", help="per-operation FLOPs table per layer kind: operation, output shape, FLOPs")
 
 
-def _compare(sub: Any) -> None:
-    cmp = sub.add_parser("compare", formatter_class=FMT,
-                         help="2 to 16 models side by side: shape, parameters, memory and FLOPs under one workload")
+def _compare(cmp: argparse.ArgumentParser) -> None:
     _workload(cmp, several=True)
     cmp.add_argument("--json", action="store_true",
                      help="machine-readable output: a list of one object per model, raw integers, stable keys")
     cmp.add_argument("--csv", metavar="FILE", help="also write one row per model to this CSV file (folders made)")
 
 
-def _explain(sub: Any) -> None:
-    e = sub.add_parser("explain", formatter_class=FMT,
-                       help="the derivation of one quantity, e.g. memory.kv_cache_bytes")
+def _explain(e: argparse.ArgumentParser) -> None:
     _workload(e)
     e.add_argument("quantity", help="e.g. params.total, memory.kv_cache_bytes, flops.prefill; a plan's number with "
                                     "the serve/train options: serve.tpot --gpu h100-sxm, train.mfu --gpu … --gpus …")
 
 
-def _catalogues(sub: Any) -> None:
-    sub.add_parser("list", formatter_class=FMT, help="shipped presets")
-    hw = sub.add_parser("hardware", formatter_class=FMT,
-                        help="shipped accelerators (or pass --gpu a JSON file of your own)")
-    hw.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def _serve(sub: Any) -> None:
+def _serve(sv: argparse.ArgumentParser) -> None:
     from transformer_math.analysis.efficiency import list_engines
 
-    sv = sub.add_parser("serve", formatter_class=FMT,
-                        help="serving plan: fits, max batch/context, TTFT, TPOT, tokens/s (exit 3 if it does not fit)")
     sv.add_argument("model", help=MODEL_HELP)
     sv.add_argument("--gpu", required=True, help="device id (tmath hardware) or path to a device JSON file")
     _strict(sv)
@@ -147,9 +157,7 @@ def _serve(sub: Any) -> None:
     sv.add_argument("--plot", help="write roofline + latency/memory plots to this file prefix (PNG and SVG)")
 
 
-def _train(sub: Any) -> None:
-    tr = sub.add_parser("train", formatter_class=FMT,
-                        help="training plan: memory per GPU, step time, MFU, days, cost; --search (exit 3 if no fit)")
+def _train(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("model", help=MODEL_HELP)
     tr.add_argument("--gpu", required=True, help="device id (tmath hardware) or path to a device JSON file")
     _strict(tr)
@@ -193,9 +201,7 @@ def _train(sub: Any) -> None:
                                                            "memory.activations, train.step_time")
 
 
-def _chinchilla(sub: Any) -> None:
-    ch = sub.add_parser("chinchilla", formatter_class=FMT,
-                        help="compute-optimal N and D for a budget C (Hoffmann et al. 2022)")
+def _chinchilla(ch: argparse.ArgumentParser) -> None:
     ch.add_argument("--flops", type=_count("--flops", integer=False), required=True,
                     help="C: training FLOPs, e.g. 1e24")
     ch.add_argument("--gpu", default="h100-sxm", help="device for the cost estimate")
@@ -204,14 +210,17 @@ def _chinchilla(sub: Any) -> None:
     ch.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _tools(sub: Any) -> None:
-    """web, sweep, symbols, calibrate."""
-    wb = sub.add_parser("web", formatter_class=FMT, help="start the local web app (needs the [web] extra)")
+def _hardware(hw: argparse.ArgumentParser) -> None:
+    hw.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _web(wb: argparse.ArgumentParser) -> None:
     wb.add_argument("--host", default="127.0.0.1",
                     help="bind address (default 127.0.0.1: this machine only; others are warned about)")
     wb.add_argument("--port", type=int, default=8000, help="TCP port, 1 to 65535")
-    sw = sub.add_parser("sweep", formatter_class=FMT,
-                        help="grid of memory/FLOPs over batch × context (× dtype), CSV and plot")
+
+
+def _sweep(sw: argparse.ArgumentParser) -> None:
     sw.add_argument("model", help=MODEL_HELP)
     sw.add_argument("--batch", default="1,2,4,8,16,32,64", help="batch sizes B, comma-separated")
     sw.add_argument("--context", default="512,1024,2048,4096,8192,16384,32768",
@@ -220,16 +229,41 @@ def _tools(sub: Any) -> None:
     sw.add_argument("--tp", default="1", help="tensor-parallel degrees, e.g. 1,2,4,8 (per-GPU memory)")
     sw.add_argument("--csv", required=True, help="output CSV path")
     sw.add_argument("--plot", help="output plot path (PNG or SVG)")
-    s = sub.add_parser("symbols", formatter_class=FMT, help="the symbol dictionary")
-    s.add_argument("--markdown", action="store_true", help="a Markdown table instead of text")
-    cal = sub.add_parser("calibrate", formatter_class=FMT,
-                         help="measure this machine (GEMM, bandwidth, attention, launch) with torch; write a device JSON")
+
+
+def _symbols(sy: argparse.ArgumentParser) -> None:
+    sy.add_argument("--markdown", action="store_true", help="a Markdown table instead of text")
+
+
+def _calibrate(cal: argparse.ArgumentParser) -> None:
     cal.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="what to measure: auto (the first CUDA GPU if torch sees one, else the CPU), cpu or cuda")
     cal.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
                      help="wall-clock seconds the measurements may take (1 to 86400); the largest shapes go first")
     cal.add_argument("-o", "--output", metavar="FILE", default=argparse.SUPPRESS,
                      help="device JSON to write (default: calibrated-<device name>.json in the current directory)")
+
+
+def _nothing(sp: argparse.ArgumentParser) -> None:
+    """`tmath list` takes no options."""
+
+
+# Each subcommand: its one-line help and the function that adds its arguments.
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "analyze": ("parameters, memory and FLOPs of a model", _analyze),
+    "compare": ("2 to 16 models side by side: shape, parameters, memory and FLOPs under one workload", _compare),
+    "explain": ("the derivation of one quantity, e.g. memory.kv_cache_bytes", _explain),
+    "list": ("shipped presets", _nothing),
+    "hardware": ("shipped accelerators (or pass --gpu a JSON file of your own)", _hardware),
+    "serve": ("serving plan: fits, max batch/context, TTFT, TPOT, tokens/s (exit 3 if it does not fit)", _serve),
+    "train": ("training plan: memory per GPU, step time, MFU, days, cost; --search (exit 3 if no fit)", _train),
+    "chinchilla": ("compute-optimal N and D for a budget C (Hoffmann et al. 2022)", _chinchilla),
+    "web": ("start the local web app (needs the [web] extra)", _web),
+    "sweep": ("grid of memory/FLOPs over batch × context (× dtype), CSV and plot", _sweep),
+    "symbols": ("the symbol dictionary", _symbols),
+    "calibrate": ("measure this machine (GEMM, bandwidth, attention, launch) with torch; write a device JSON",
+                  _calibrate),
+}
 
 
 class _Version(argparse.Action):

@@ -7,18 +7,12 @@ import json
 import sys
 
 from transformer_math.cli import style
-from transformer_math.errors import TmathError
+from transformer_math.errors import TmathError, check_int
 from transformer_math.units import fmt_bytes, json_ready
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-
-def _positive(name: str, v: int, high: int = 10**7) -> int:
-    if not 1 <= v <= high:
-        raise TmathError(name, v, f"an integer from 1 to {high}")
-    return v
 
 
 def _ms(x: float) -> str:
@@ -276,7 +270,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     def ints(text: str, name: str) -> list[int]:
         vals = [int(parse_count(v, field=name)) for v in text.split(",") if v.strip()]
         for v in vals:
-            _positive(name, v, 10**9)
+            check_int(name, v, low=1, high=10**9)
         if not vals:
             raise TmathError(name, text, "at least one integer, comma-separated")
         return vals

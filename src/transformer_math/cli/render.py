@@ -37,9 +37,9 @@ def render_report(r: Report, *, show_ignored: bool = False, ops: bool = False) -
     for k, v in sorted(by_component(r.quantities["params.total"]).items(), key=lambda kv: -kv[1]):
         lines.append(f"    {k:28s} {v:>20,}  {100 * v / r['params.total']:5.1f}%")
     if ops:
-        for title, rows in r.per_op_table().items():
+        for title, table in r.per_op_table().items():
             lines += ["", f"  {paint(title, 'bold')}:", f"    {'operation':28s} {'output shape':>24s} {'FLOPs':>22s}"]
-            lines += [f"    {row['op']:28s} {str(tuple(row['shape'])):>24s} {row['flops']:>22,}" for row in rows]
+            lines += [f"    {row['op']:28s} {str(tuple(row['shape'])):>24s} {row['flops']:>22,}" for row in table]
     lines += [f"  {paint('warning', 'red')}: {w}" for w in r.warnings]
     lines += ["", f"  conventions: {r.conventions.describe()}",
               "  GiB = 2^30 bytes, GB = 10^9 bytes.  tmath explain MODEL QUANTITY shows any derivation."]

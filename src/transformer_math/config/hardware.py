@@ -1,4 +1,4 @@
-"""Accelerators: the seed 000 §9 symbols F_peak (per dtype), BW_HBM, BW_NVLink, BW_NIC, from sourced JSON files.
+"""Accelerators: the symbols F_peak (per dtype), BW_HBM, BW_NVLink, BW_NIC (docs/symbols.md), from sourced JSON files.
 
 A user device is a JSON file with at least name, memory_bytes, memory_bandwidth_bytes_per_s, peak_flops_per_s
 (an object keyed by dtype) and link_bandwidth_bytes_per_s; anything missing or mistyped is a TmathError.
@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from transformer_math.errors import TmathError
+from transformer_math.errors import TmathError, check_int
 
 _DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "presets", "hardware")
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4")
@@ -76,8 +76,7 @@ def hardware_from_dict(d: Mapping[str, Any], *, where: str = "gpu") -> HardwareS
         _number(peaks, k, f"{where}.peak_flops_per_s")
     link = _number(d, "link_bandwidth_bytes_per_s", where)
     gpn = d.get("gpus_per_node", 8)
-    if isinstance(gpn, bool) or not isinstance(gpn, int) or not 1 <= gpn <= 4096:
-        raise TmathError(f"{where}.gpus_per_node", gpn, "an integer from 1 to 4096")
+    check_int(f"{where}.gpus_per_node", gpn, low=1, high=4096)
     src = d.get("source", "")
     cls = d.get("device_class", "")
     if not isinstance(cls, str) or len(cls) > 40:

@@ -1,4 +1,4 @@
-"""The model spec: one frozen description of an architecture in the symbols of seed 000.
+"""The model spec: one frozen description of an architecture in the symbols of docs/symbols.md.
 
 Per-layer structure is data: every layer has an attention kind (full, sliding window S, chunked S,
 with or without RoPE) and an MLP kind (dense with its own d_ff, or MoE). Everything the math needs is
@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
-from transformer_math.errors import TmathError
+from transformer_math.errors import TmathError, check_int, check_number
 
 MAX_SIZE = 10**7  # any width or count above this is a typo, not a model (largest real d is ~2.5·10^4)
 MAX_LAYERS = 10**4
@@ -48,6 +48,11 @@ class MoESpec:
     d_shared: int = field(default=0, metadata=sym("d_shared", "features", "width of one shared expert"))
     router_bias: bool = False
     expert_bias: bool = False
+    shared_gate: bool = field(default=False, metadata=sym(
+        "1_sgate", "-", "a sigmoid gate Linear(d, 1) scales the shared experts' output (Qwen2-MoE)"))
+    scoring: str = field(default="softmax", metadata=sym("-", "-", "router scores: softmax | sigmoid"))
+    norm_topk: bool = field(default=True, metadata=sym(
+        "-", "-", "top-e weights renormalized to sum to 1 (HF norm_topk_prob; Mixtral always, Qwen2-MoE not)"))
 
     @property
     def shared_width(self) -> int:
@@ -82,7 +87,13 @@ class ModelSpec:
     learned_positions: bool = field(default=False, metadata=sym("-", "-", "learned absolute positions"))
     norm: str = field(default="rmsnorm", metadata=sym("Norm", "-", "rmsnorm | layernorm"))
     norms_per_layer: int = field(default=2, metadata=sym("n_norm", "#", "norms per layer"))
-    qk_norm: bool = field(default=False, metadata=sym("-", "-", "learned per-head-dim q/k norms"))
+    norm_placement: str = field(default="pre", metadata=sym(
+        "-", "-", "pre (norm before each block) | post (after it, OLMo-2) | sandwich (both, Gemma 2/3)"))
+    block: str = field(default="sequential", metadata=sym(
+        "-", "-", "sequential | parallel (attention and MLP read the same input and add to one residual)"))
+    qk_norm: bool = field(default=False, metadata=sym("-", "-", "learned q/k norms"))
+    qk_norm_span: str = field(default="head", metadata=sym(
+        "-", "-", "head (one d_h-wide scale each for q and k) | all (h_q·d_h and h_kv·d_h wide, OLMo-2)"))
     qkv_bias: bool = False
     o_bias: bool = False
     mlp_bias: bool = False
@@ -90,6 +101,11 @@ class ModelSpec:
     n_sink_tokens: int = field(default=0, metadata=sym("k_sinks", "tokens", "pinned sink tokens"))
     rope_theta: float | None = field(default=None, metadata=sym("θ_base", "-", "RoPE base"))
     rope_scaling: float | None = field(default=None, metadata=sym("s_rope", "-", "RoPE scaling factor"))
+    rotary_fraction: float = field(default=1.0, metadata=sym("f_rot", "-", "share of d_h that RoPE rotates"))
+    attn_softcap: float | None = field(default=None, metadata=sym(
+        "c_attn", "-", "attention logits capped as c·tanh(x/c) (Gemma 2); no parameters, no matmul"))
+    logit_softcap: float | None = field(default=None, metadata=sym(
+        "c_logit", "-", "final logits capped as c·tanh(x/c) (Gemma 2); no parameters, no matmul"))
     moe: MoESpec | None = None
     mla: MLASpec | None = None
     layers: tuple[LayerSpec, ...] = ()
@@ -106,22 +122,30 @@ class ModelSpec:
     def __post_init__(self) -> None:
         for f in ("n_layers", "d_model", "n_heads", "n_kv_heads", "head_dim", "vocab_size", "max_context",
                   "n_up", "norms_per_layer"):
-            _check_int(f, getattr(self, f), low=1, high=MAX_SIZE if f != "max_context" else MAX_CONTEXT)
-        _check_int("n_layers", self.n_layers, low=1, high=MAX_LAYERS)
+            check_int(f, getattr(self, f), low=1, high=MAX_SIZE if f != "max_context" else MAX_CONTEXT)
+        check_int("n_layers", self.n_layers, low=1, high=MAX_LAYERS)
         if self.n_heads % self.n_kv_heads:
             raise TmathError("n_kv_heads", self.n_kv_heads,
                              f"h_kv must divide h_q = {self.n_heads} (GQA groups of equal size)")
         if self.norm not in ("rmsnorm", "layernorm"):
             raise TmathError("norm", self.norm, "rmsnorm or layernorm")
+        _check_choice("norm_placement", self.norm_placement, ("pre", "post", "sandwich"))
+        _check_choice("block", self.block, ("sequential", "parallel"))
+        _check_choice("qk_norm_span", self.qk_norm_span, ("head", "all"))
+        _check_fraction("rotary_fraction", self.rotary_fraction)
+        for f in ("attn_softcap", "logit_softcap"):
+            value = getattr(self, f)
+            if value is not None:
+                check_number(f, value, low=0, high=1e15, open_low=True)  # None: no soft-capping
         if len(self.layers) != self.n_layers:
             raise TmathError("layers", len(self.layers), f"one LayerSpec per layer: N_L = {self.n_layers}")
         for i, layer in enumerate(self.layers):
             if layer.attention not in ("full", "sliding", "chunked"):
                 raise TmathError(f"layers[{i}].attention", layer.attention, "full, sliding or chunked")
             if layer.attention != "full":
-                _check_int(f"layers[{i}].window", layer.window, low=1, high=10**9)
+                check_int(f"layers[{i}].window", layer.window, low=1, high=10**9)
             if layer.mlp == "dense":
-                _check_int(f"layers[{i}].d_ff", layer.d_ff, low=1, high=MAX_SIZE)
+                check_int(f"layers[{i}].d_ff", layer.d_ff, low=1, high=MAX_SIZE)
             elif layer.mlp == "moe":
                 if self.moe is None:
                     raise TmathError(f"layers[{i}].mlp", "moe", "an MoE layer needs the model's MoE settings")
@@ -129,19 +153,22 @@ class ModelSpec:
                 raise TmathError(f"layers[{i}].mlp", layer.mlp, "dense or moe")
         if self.moe is not None:
             m = self.moe
-            _check_int("n_experts", m.n_experts, low=1, high=MAX_SIZE)
-            _check_int("experts_per_token", m.experts_per_token, low=1, high=m.n_experts)
-            _check_int("d_moe", m.d_moe, low=1, high=MAX_SIZE)
-            _check_int("n_shared", m.n_shared, low=0, high=MAX_SIZE)
+            check_int("n_experts", m.n_experts, low=1, high=MAX_SIZE)
+            check_int("experts_per_token", m.experts_per_token, low=1, high=m.n_experts)
+            check_int("d_moe", m.d_moe, low=1, high=MAX_SIZE)
+            check_int("n_shared", m.n_shared, low=0, high=MAX_SIZE)
             if m.n_shared:
-                _check_int("d_shared", m.d_shared, low=1, high=MAX_SIZE)
+                check_int("d_shared", m.d_shared, low=1, high=MAX_SIZE)
+            if m.shared_gate and not m.n_shared:
+                raise TmathError("shared_gate", True, "a shared-expert gate needs a shared expert (n_shared ≥ 1)")
+            _check_choice("scoring", m.scoring, ("softmax", "sigmoid"))
         if self.mla is not None:
             for f in ("kv_rank", "d_nope", "d_rope", "d_v"):
-                _check_int(f, getattr(self.mla, f), low=1, high=MAX_SIZE)
-            _check_int("q_rank", self.mla.q_rank, low=0, high=MAX_SIZE)
+                check_int(f, getattr(self.mla, f), low=1, high=MAX_SIZE)
+            check_int("q_rank", self.mla.q_rank, low=0, high=MAX_SIZE)
         object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self) if f.compare)))
 
-    # Derived symbols (seed 000 §1, §6, §15).
+    # Derived symbols (docs/symbols.md).
     @property
     def gqa_group(self) -> int:
         """g_GQA = h_q / h_kv."""
@@ -181,6 +208,10 @@ def _kinds(layers: tuple[LayerSpec, ...]) -> tuple[tuple[LayerSpec, int], ...]:
     return tuple(Counter(layers).items())
 
 
-def _check_int(name: str, value: object, *, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise TmathError(name, value, f"an integer from {low} to {high}")
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise TmathError(name, value, " or ".join(allowed))
+
+
+def _check_fraction(name: str, value: object) -> None:
+    check_number(name, value, low=0, high=1, open_low=True)

@@ -1,6 +1,6 @@
 """Formula metadata: every formula function carries its symbol, unit, expression and source.
 
-The expression is written in seed 000's symbols; `substitute` puts numbers in their place, so each
+The expression is written in the symbols of the project's dictionary (symbols.py, docs/symbols.md); `substitute` puts numbers in their place, so each
 result can be shown as `M_KV = B·L·N_L·2·h_kv·d_h·b_kv = 1·2048·32·2·8·128·2`.
 """
 
@@ -9,6 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    FormulaFn = TypeVar("FormulaFn", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -33,10 +39,10 @@ REGISTRY: dict[str, Formula] = {}
 _NAME = re.compile(r"(?<![0-9])1_\w+|[^\W\d]\w*")  # symbols may be Greek (α, η_bw)
 
 
-def formula(*, id: str, symbol: str, unit: str, expr: str, source: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+def formula(*, id: str, symbol: str, unit: str, expr: str, source: str) -> Callable[[FormulaFn], FormulaFn]:
     """Register a pure formula function under `id`."""
 
-    def wrap(fn: Callable[..., int]) -> Callable[..., int]:
+    def wrap(fn: FormulaFn) -> FormulaFn:
         if id in REGISTRY:
             raise RuntimeError(f"formula id {id} registered twice")
         REGISTRY[id] = Formula(id=id, symbol=symbol, unit=unit, expr=expr, source=source)
@@ -54,16 +60,16 @@ def _show(v: object) -> str:
     return str(v)
 
 
-def maximum(a, b):  # type: ignore[no-untyped-def]
+def maximum(a: float, b: float) -> float:
     """max(a, b) that also works elementwise on numpy arrays (the layout search passes arrays of layouts)."""
     return (a + b + abs(a - b)) / 2
 
 
-def minimum(a, b):  # type: ignore[no-untyped-def]
+def minimum(a: float, b: float) -> float:
     """min(a, b), elementwise on arrays too."""
     return (a + b - abs(a - b)) / 2
 
 
-def ceil(x):  # type: ignore[no-untyped-def]
+def ceil(x: float) -> int:
     """⌈x⌉ as an int (bytes are integers), elementwise on numpy arrays."""
-    return -(-x // 1) if hasattr(x, "shape") else -int(-x // 1)
+    return -(-x // 1) if hasattr(x, "shape") else -int(-x // 1)  # type: ignore[return-value]

@@ -32,7 +32,7 @@ def preset_hf_ids() -> dict[str, str]:
     return dict(_HF_IDS)
 
 
-def preset_for_hf_id(hf_id: str) -> str | None:
+def preset_for_hf_id(hf_id: object) -> str | None:
     """The preset whose hf_id is `hf_id` (compared case-insensitively, as the Hub does), or None."""
     if not isinstance(hf_id, str):
         return None
@@ -51,4 +51,5 @@ def load_preset(name: str) -> dict[str, Any]:
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise TmathError("model", name, f"{hint}a preset ({', '.join(names)}) or a path to a config.json")
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        record: dict[str, Any] = json.load(f)
+    return record

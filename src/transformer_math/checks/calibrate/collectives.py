@@ -47,7 +47,7 @@ def measure_collectives(torch: Any, clock: Clock, notes: list[str]) -> dict[str,
     import socket
 
     import torch.multiprocessing as mp
-    from torch.multiprocessing.spawn import ProcessException
+    from torch.multiprocessing.spawn import ProcessException, start_processes
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,7 +55,7 @@ def measure_collectives(torch: Any, clock: Clock, notes: list[str]) -> dict[str,
     nbytes = 256 * 2**20
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = mp.start_processes(_allreduce_worker, args=(world, port, nbytes, queue), nprocs=world, join=False,
+    procs = start_processes(_allreduce_worker, args=(world, port, nbytes, queue), nprocs=world, join=False,
                                start_method="spawn")
     try:
         while not procs.join(timeout=max(0.1, min(1.0, clock.left()))):

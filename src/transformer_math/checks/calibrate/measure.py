@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -11,7 +12,7 @@ from typing import Any
 
 from transformer_math.checks.calibrate.collectives import measure_collectives
 from transformer_math.checks.calibrate.fit import build_profile
-from transformer_math.errors import TmathError
+from transformer_math.errors import TmathError, check_number
 
 DEVICES = ("auto", "cpu", "cuda")
 MIN_BUDGET_S, MAX_BUDGET_S = 1.0, 86400.0
@@ -222,11 +223,11 @@ def _measure_gemm(d: _Device, clock: Clock, dtypes: Sequence[str], notes: list[s
                 break
             seconds = d.time(fn, target, max(clock.left(), 2 * _cost(est, target)))
             del fn
-            row = {"dtype": dt, "m": m, "n": n, "k": k, "flops": flops, "bytes": float(elem * (m * k + k * n) + 2 * m * n),
-                   "seconds": seconds, "flop_per_s": flops / seconds}
-            rows.append(row)
-            rate = max(rate or 0.0, row["flop_per_s"])
-            clock.step(f"gemm {dt} {m}x{n}x{k} {row['flop_per_s'] / 1e12:.2f} TFLOP/s")
+            flop_per_s = flops / seconds
+            rows.append({"dtype": dt, "m": m, "n": n, "k": k, "flops": flops, "seconds": seconds,
+                         "bytes": float(elem * (m * k + k * n) + 2 * m * n), "flop_per_s": flop_per_s})
+            rate = max(rate or 0.0, flop_per_s)
+            clock.step(f"gemm {dt} {m}x{n}x{k} {flop_per_s / 1e12:.2f} TFLOP/s")
         if skipped:
             notes.append(f"gemm {dt}: budget short, skipped the {skipped} largest shapes")
     clock.phase_end = phase_end
@@ -267,7 +268,7 @@ def _measure_attention(d: _Device, clock: Clock, notes: list[str]) -> list[dict[
             continue
         qkv = [torch.randn(b, h, s, dh, device=d.dev, dtype=torch.bfloat16) for _ in range(3)]
         try:
-            seconds = d.time(lambda qkv=qkv: F.scaled_dot_product_attention(*qkv, is_causal=True), target,
+            seconds = d.time(functools.partial(F.scaled_dot_product_attention, qkv[0], qkv[1], qkv[2], is_causal=True), target,
                              max(clock.left(), 2 * _cost(est, target)))
         except RuntimeError as e:
             notes.append(f"attention: not measured ({str(e).splitlines()[0][:120]})")
@@ -326,8 +327,7 @@ def run(device: str = "auto", budget_s: float = 60.0, progress: Progress | None 
     """Measure the local device within `budget_s` seconds and return a device profile for hardware_from_dict."""
     if device not in DEVICES:
         raise TmathError("device", device, f"one of {', '.join(DEVICES)}")
-    if isinstance(budget_s, bool) or not isinstance(budget_s, int | float) or not MIN_BUDGET_S <= budget_s <= MAX_BUDGET_S:
-        raise TmathError("budget", budget_s, f"seconds from {MIN_BUDGET_S:g} to {MAX_BUDGET_S:g}")
+    check_number("budget", budget_s, low=MIN_BUDGET_S, high=MAX_BUDGET_S)  # seconds
     clock = Clock(float(budget_s), progress)
     try:
         import torch
