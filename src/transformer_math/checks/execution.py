@@ -62,7 +62,6 @@ class Measured:
     routed_expert_params: int
     prefill_flops: int
     kv_cache_bytes: int
-    flops_by_op: dict[str, int]
 
 
 def count_params(model: Any) -> tuple[int, int]:
@@ -85,9 +84,8 @@ def measure(model: Any, *, batch: int, tokens: int) -> Measured:
         out = model(input_ids=ids, attention_mask=mask, use_cache=True)
     cache = out.past_key_values
     kv = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
-    by_op = {str(k): int(v) for k, v in counter.get_flop_counts()["Global"].items()}
     return Measured(params=total, routed_expert_params=routed, prefill_flops=int(counter.get_total_flops()),
-                    kv_cache_bytes=int(kv), flops_by_op=by_op)
+                    kv_cache_bytes=int(kv))
 
 
 def decode_flops(model: Any, *, batch: int, context: int) -> int:
