@@ -90,7 +90,7 @@ def test_plan_json_is_strict_and_pipe_closed_is_quiet():
 
 
 def test_web_app_calls_the_api_not_the_cli():
-    code = "import sys, transformer_math.web.app; print('transformer_math.perf_cli' in sys.modules, 'argparse' in " \
+    code = "import sys, transformer_math.web.app; print('transformer_math.cli.perf' in sys.modules, 'argparse' in " \
            "vars(transformer_math.web.app))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"

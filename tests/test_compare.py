@@ -10,7 +10,7 @@ import pytest
 import transformer_math as tm
 from transformer_math.analysis.report import Conventions
 from transformer_math.cli import main
-from transformer_math.compare import KEYS, compare
+from transformer_math.analysis.compare import KEYS, compare
 from transformer_math.errors import TmathError
 
 MODELS = ["llama-3.1-8b", "qwen3-30b-a3b", "gemma-3-4b"]

@@ -75,3 +75,78 @@ def test_hardware_file(hw_id):
 def test_new_devices_listed():
     for hw_id in ("rtx-3090", "rtx-5090", "l40", "h20", "mi325x"):
         assert hw_id in list_hardware()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Formulas, docstrings and shipped docs cite public works (papers, model cards, specs, implementation files) or
+# this repository's docs/conventions.md, never the internal notes the project started from.
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INTERNAL = re.compile(r"\bseeds?\s*(?:no\.?\s*|#\s*)?\d{3}\b|\.\./shared\b|\bshared/seeds\b", re.IGNORECASE)
+SHIPPED = [os.path.join("src", "transformer_math"), "docs", "scripts", "benchmarks", "README.md"]
+
+
+def _shipped_files() -> list[str]:
+    out = []
+    for top in SHIPPED:
+        path = os.path.join(ROOT, top)
+        if os.path.isfile(path):
+            out.append(top)
+            continue
+        for d, dirs, names in os.walk(path):
+            dirs[:] = [x for x in dirs if x not in ("__pycache__", "node_modules")]
+            out += [os.path.relpath(os.path.join(d, n), ROOT) for n in names
+                    if n.endswith((".py", ".md", ".json", ".html", ".js", ".txt", ".toml", ".yaml", ".yml"))]
+    return sorted(out)
+
+
+def _registry():
+    import importlib
+    import pkgutil
+
+    import transformer_math.formulas as pkg
+    from transformer_math.formulas._registry import REGISTRY
+
+    for m in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{m.name}")
+    return REGISTRY
+
+
+def test_internal_citation_pattern():
+    for s in ("seed 000 §7", "Seed 004", "seed 001 §10.3", "(seed 000, DeepSeek)", "seeds 000", "../shared/seeds/x.txt",
+              "see shared/seeds"):
+        assert INTERNAL.search(s), s
+    for s in ("seed-oss-36b", "seed_oss", "torch.manual_seed(0)", "def run(seed: int = 0)", "random.Random(seed)",
+              "Kaplan et al. 2020 §2.1", "ByteDance-Seed/Seed-OSS-36B-Base"):
+        assert not INTERNAL.search(s), s
+
+
+def test_formula_sources_are_public():
+    reg = _registry()
+    assert len(reg) > 50
+    bad = {f.id: f.source for f in reg.values() if INTERNAL.search(f.source) or LOCAL.search(f.source)}
+    assert not bad, f"formula sources cite internal notes or local paths: {bad}"
+    assert all(len(f.source) >= 15 for f in reg.values()), [f.id for f in reg.values() if len(f.source) < 15]
+
+
+def test_docstrings_of_formula_functions():
+    import inspect
+    import sys
+
+    reg = _registry()
+    for mod in [m for name, m in sys.modules.items() if name.startswith("transformer_math") and m is not None]:
+        for text in [mod.__doc__ or ""] + [inspect.getdoc(o) or "" for o in vars(mod).values()
+                                           if callable(o) and getattr(o, "__module__", None) == mod.__name__]:
+            assert not INTERNAL.search(text), f"{mod.__name__}: {INTERNAL.search(text).group(0)!r} in a docstring"
+    assert reg
+
+
+def test_shipped_files_cite_no_internal_notes():
+    files = _shipped_files()
+    assert len(files) > 30 and "README.md" in files and os.path.join("docs", "formulas.md") in files
+    hits = []
+    for rel in files:
+        with open(os.path.join(ROOT, rel), encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        hits += [f"{rel}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)!r}" for m in INTERNAL.finditer(text)]
+    assert not hits, f"shipped files cite internal notes: {hits}"

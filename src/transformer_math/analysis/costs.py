@@ -46,7 +46,8 @@ class OpCost:
 
     @property
     def intensity(self) -> float | None:
-        return self.flops / self.bytes if self.bytes and self.flops else None
+        """I = F / M_moved (roofline.intensity); None for ops that move or compute nothing (no point on a roofline)."""
+        return rf.intensity(F=self.flops, M_moved=self.bytes) if self.bytes and self.flops else None
 
     @property
     def bound(self) -> str:
@@ -114,6 +115,58 @@ def _dtype_group(name: str) -> str:
     return name.split(".", 1)[0]
 
 
+# Activation dtypes a serving engine can feed the tensor cores (--act-dtype), and the peak each one runs at.
+ACT_DTYPES = ("auto", "bf16", "fp16", "fp8", "nvfp4", "mxfp4")
+_ACT_CLASS = {"bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "nvfp4": "fp4", "mxfp4": "fp4"}
+_WIDTH = {"fp4": 0, "fp8": 1, "bf16": 2}
+
+
+def weight_class(dt: DType) -> str | None:
+    """The tensor-core input a weight format is natively: fp4 (NVFP4, MXFP4), fp8, bf16 (16/32-bit floats);
+    None for integer and GGUF formats, which are dequantized to whatever the activations are."""
+    name = dt.name.split("-")[0]
+    if name in ("nvfp4", "mxfp4"):
+        return "fp4"
+    if name.startswith("fp8"):
+        return "fp8"
+    if name in ("bf16", "fp16", "fp32"):
+        return "bf16"
+    return None
+
+
+def compute_dtype(dt: DType, act: str = "auto") -> str:
+    """The F_peak a linear layer runs at: the wider of its weights' and its activations' formats (an MMA runs at
+    the rate of its widest operand). W4A4 (NVFP4/MXFP4 weights and activations) → fp4; W4A16 (weight-only, the
+    weights dequantized to bf16, as gpt-oss's MXFP4 experts run on Hopper) → bf16; W8A8 → fp8. act 'auto': FP8
+    weights run W8A8 (vLLM's dynamic activation scaling), everything else at bf16."""
+    if act == "auto":
+        return "fp8" if dt.name.startswith("fp8") else "bf16"
+    a = _ACT_CLASS[act]
+    w = weight_class(dt) or a
+    return max(w, a, key=_WIDTH.__getitem__)
+
+
+def dequantized(dt: DType, runs_at: str) -> bool:
+    """Weights a kernel expands before the tensor cores (weight-only formats not run natively): t_dq applies."""
+    weight_only = dt.name.split("-")[0] in k.WEIGHT_ONLY or bool(dt.block_bytes or dt.mix)
+    return weight_only and weight_class(dt) != runs_at
+
+
+def check_act_dtype(hw: HardwareSpec, act: str) -> None:
+    """An explicit low-precision activation dtype needs a device that computes in it: no silent fallback."""
+    from transformer_math.errors import TmathError
+
+    if act not in ACT_DTYPES:
+        raise TmathError("act_dtype", act, f"one of {', '.join(ACT_DTYPES)}")
+    need = _ACT_CLASS.get(act)
+    if need in ("fp8", "fp4") and need not in dict(hw.peak_flops_per_s):
+        have = [d for d in ("fp4", "fp8") if d in dict(hw.peak_flops_per_s)]
+        raise TmathError("act_dtype", act, f"{hw.id} lists no {need} peak (its JSON: "
+                         f"{', '.join(dict(hw.peak_flops_per_s))}), so it cannot run {act} activations; use "
+                         + (f"--act-dtype {'fp8' if 'fp8' in have else have[0]} or " if have else "")
+                         + "--act-dtype bf16 (weight-only: the weights are dequantized to 16 bits)")
+
+
 def elementwise_bytes(s: ModelSpec, layer: LayerSpec, *, N: int, tp: int, sp: bool, b_a: int = 2) -> float:
     """Bytes the fused norm / residual / RoPE / activation kernels move for N tokens of one layer.
 
@@ -128,12 +181,13 @@ def elementwise_bytes(s: ModelSpec, layer: LayerSpec, *, N: int, tp: int, sp: bo
 def layer_costs(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: Efficiency, *, B: int, T: int,
                 L: int = 0, decode: bool = False, shard: Sharding = Sharding(), wd: Mapping[str, DType],
                 kv: DType, linear_peak: str | None = None, flash: bool = True, b_a: int = 2,
-                training: bool = False) -> list[OpCost]:
+                training: bool = False, act: str = "auto") -> list[OpCost]:
     """Costs of one layer kind's ops on one GPU.
 
     Prefill / training: B sequences of T tokens on this GPU (T = s/C_p under context parallelism: the GPU's
     ring-attention share is (s/C_p)·s query–key pairs, the causal half of them executed). Decode: one token
-    per sequence over L cached ones. linear_peak: the dtype the linear layers run at (fp8 training).
+    per sequence over L cached ones. linear_peak: the dtype the linear layers run at (fp8 training); act: the
+    activation dtype of serving (compute_dtype: W4A4 runs at the fp4 peak, and its GEMMs read fp4 inputs).
     """
     tp, cp = shard.tp, shard.cp
     N = B * T
@@ -156,11 +210,12 @@ def layer_costs(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: E
             weights = per * touched / shard.expert_shards
         else:
             weights = per / tp
-        moved = weights + tokens * (d_in + d_out) * b_a / tp
-        runs_at = linear_peak or ("fp8" if dt.name.startswith("fp8") else "bf16")
+        runs_at = linear_peak or compute_dtype(dt, act)
+        b_in = _act_bytes(act) if act != "auto" and runs_at == _ACT_CLASS[act] else b_a
+        moved = weights + tokens * (d_in * b_in + d_out * b_a) / tp
         peak = hw.peak(runs_at)
         t_dq = 0.0
-        if dt.name.split("-")[0] in k.WEIGHT_ONLY:  # dequantizing in the load path adds CUDA-core work
+        if dequantized(dt, runs_at):  # dequantizing in the load path adds CUDA-core work
             t_dq = weights / float(dt.bytes_per_element) * eff.dequant_ops / hw.peak("fp32")
         if op.name.startswith("moe.experts") and s.moe:  # each expert's GEMM has its share of the routed rows
             eta = eff.moe_gemm * eff.gemm_efficiency(max(d_out / tp, 1), d_in, tokens / s.moe.n_experts, runs_at)
@@ -214,20 +269,25 @@ def _attention(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: Ef
 
 
 def head_cost(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, *, N: int, tp: int, wd: Mapping[str, DType],
-              shard_lm_head: bool = True, linear_peak: str | None = None) -> OpCost:
+              shard_lm_head: bool = True, linear_peak: str | None = None, act: str = "auto") -> OpCost:
     """The LM head over N positions: vocab-parallel over T_p (vLLM, Megatron), or whole on every rank (gpt-fast)."""
     dt = wd.get("lm_head", wd["*"])
-    runs_at = linear_peak or ("fp8" if dt.name.startswith("fp8") else "bf16")
+    runs_at = linear_peak or compute_dtype(dt, act)
     t_head = tp if shard_lm_head else 1
     per = float(s.d_model * s.vocab_size * dt.bytes_per_element) / t_head
     F = 2 * N * s.d_model * s.vocab_size / t_head
     moved = per + N * (s.d_model + s.vocab_size / t_head) * 2
-    t_dq = per / float(dt.bytes_per_element) * eff.dequant_ops / hw.peak("fp32") if (
-        dt.name.split("-")[0] in k.WEIGHT_ONLY) else 0.0
+    t_dq = per / float(dt.bytes_per_element) * eff.dequant_ops / hw.peak("fp32") if dequantized(dt, runs_at) else 0.0
     return _roofline(hw, eff, layer="head", name="lm_head", kind="head", count=1, F=F,
                      eta=eff.gemm_efficiency(s.vocab_size / t_head, s.d_model, N, runs_at), peak=hw.peak(runs_at),
                      moved=moved,
                      weights=per, t_dq=t_dq, shape=(N, s.d_model, s.vocab_size))
+
+
+def _act_bytes(act: str) -> float:
+    from transformer_math.units import parse_dtype
+
+    return float(parse_dtype(act).bytes_per_element)
 
 
 def total_time(costs: list[OpCost]) -> float:

@@ -18,7 +18,7 @@ ATTENTION_CONVENTIONS = ("dense", "causal")
 
 @dataclass(frozen=True, slots=True)
 class Op:
-    """One row of the per-operation table (seed 001 layout): operation, output shape, FLOPs."""
+    """One row of the per-operation table: operation, output shape, FLOPs."""
 
     name: str
     shape: tuple[int, ...]
@@ -97,19 +97,24 @@ def layer_ops(s: ModelSpec, layer: LayerSpec, *, B: int, T: int, L: int = 0, att
         if m2.n_shared:
             ops += [lin("moe.shared.up_gate" if g == 2 else "moe.shared.up", d, g * m2.shared_width),
                     lin("moe.shared.down", m2.shared_width, d)]
+        if m2.shared_gate:  # one logit per token: sigmoid(x·w_g) scales the shared output
+            ops.append(lin("moe.shared_gate", d, 1))
     return ops
 
 
 def forward_flops(s: ModelSpec, *, B: int, T: int, L: int = 0, attention: str = "dense", decode: bool = False,
-                  key: str, mla_decode: str = "absorbed") -> Quantity:
-    """Σ over layer kinds of n·(Σ ops) + the LM head over every position (B·T tokens)."""
+                  key: str, mla_decode: str = "absorbed", symbol: str | None = None) -> Quantity:
+    """Σ over layer kinds of n·(Σ ops) + the LM head over every position (B·T tokens).
+
+    The total's symbol names the phase: F_decode for a decode step, else `symbol` (F_prefill for a prompt pass,
+    F_fwd, the default, for the forward of a training step)."""
     parts = []
     for layer, n in s.layer_kinds:
         ops = layer_ops(s, layer, B=B, T=T, L=L, attention=attention, decode=decode, mla_decode=mla_decode)
         parts.append(total(f"layers[{layer.kind}]×{n}",
                            [_times(op.flops, n) for op in ops], unit="FLOPs", symbol="F_layers"))
     parts.append(q("lm_head", f.linear_flops, N_tok=B * T, d_in=s.d_model, d_out=s.vocab_size))
-    return total(key, parts, unit="FLOPs", symbol="F")
+    return total(key, parts, unit="FLOPs", symbol="F_decode" if decode else symbol or "F_fwd")
 
 
 def _times(x: Quantity, n: int) -> Quantity:

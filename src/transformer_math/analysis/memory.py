@@ -24,6 +24,20 @@ def weights_bytes(s: ModelSpec, params: Quantity, dtypes: Mapping[str, DType]) -
     parts = []
     for group, P in groups.items():
         dt = dtypes.get(group, default)
+        if dt.mix:  # a GGUF scheme: one part per ggml type the quantizer gave this group's tensors
+            parts.append(total(group, [_mix_part(group, typ, n) for typ, n, _ in dt.mix], unit="bytes",
+                               symbol="M_param", note=dt.name))
+            continue
+        if dt.tensor_scale_bits:  # NVFP4: the group's matrices each carry one fp32 scale
+            from transformer_math.analysis.gguf import tensors
+            from transformer_math.formulas import quant as fq
+
+            n_t = sum(t.copies for t in tensors(s) if t.group == group and t.quantizable)
+            parts.append(total(group, [
+                q(f"{group}.values", f.weight_bytes, symbol="M_param", P=P, b_w=dt.bytes_per_element, note=dt.name),
+                q(f"{group}.tensor_scales", fq.tensor_scale_bytes, n_t=n_t, b_ts=dt.tensor_scale_bits // 8,
+                  note="one fp32 per tensor")], unit="bytes", symbol="M_param", note=dt.name))
+            continue
         if group == "experts" and dt is not default and s.moe and s.moe.expert_bias:
             m = s.moe
             bias = s.n_moe_layers * m.n_experts * (s.n_up * m.d_moe + s.d_model)
@@ -32,6 +46,17 @@ def weights_bytes(s: ModelSpec, params: Quantity, dtypes: Mapping[str, DType]) -
             P -= bias
         parts.append(q(group, f.weight_bytes, symbol="M_param", P=P, b_w=dt.bytes_per_element, note=dt.name))
     return total("memory.weights_bytes", parts, unit="bytes", symbol="M_param")
+
+
+def _mix_part(group: str, typ: str, n: int) -> Quantity:
+    """n elements of one ggml type: whole blocks of S_blk bytes, or P·b_w for f32/f16."""
+    from transformer_math.formulas import quant as fq
+    from transformer_math.units import parse_dtype
+
+    dt = parse_dtype(typ)
+    if dt.block_bytes:
+        return q(f"{group}[{typ}]", fq.block_weight_bytes, P=n, g_blk=dt.group_size, S_blk=dt.block_bytes, note=typ)
+    return q(f"{group}[{typ}]", f.weight_bytes, symbol="M_param", P=n, b_w=dt.bytes_per_element, note=typ)
 
 
 def kv_cache_bytes(s: ModelSpec, *, B: int, L: int, kv: DType) -> Quantity:
@@ -60,37 +85,67 @@ def kv_cache_bytes(s: ModelSpec, *, B: int, L: int, kv: DType) -> Quantity:
 #    its input and the output a linear reads (2+2), mean and rstd (+8 per row). Attention keeps Q, K and V expanded to h_q
 #    heads by repeat_kv, and its output (2 bytes each); softmax keeps fp32 scores and their bf16 copy
 #    (4+2 = 6 per pair). A gated MLP keeps gate, up, act(gate) and the product (4×2 per d_ff); GPT-2's
-#    python gelu_new keeps five d_ff tensors (10).
+#    python gelu_new keeps five d_ff tensors (10). A soft-capped score (Gemma 2) adds tanh's bf16 output
+#    (c_cap = 2 per pair). RMSNorm's fp32 copy is its own tensor (norm_in = 0), so the two norms of a parallel
+#    block share nothing; a LayerNorm (or a fused RMSNorm) keeps its bf16 input, which both read (2).
 #  fused: flash attention (Q, K, V at h_kv heads, output, a 4-byte log-sum-exp per row, no T×T matrix),
 #    fused norm kernels (bf16 input and output, fp32 rstd), fused gated MLP (gate, up, product: 6).
+#  Routing (both): fp32 router probabilities (c_E), the fp32 row sum and top-e values a renormalizing router
+#    divides (c_sum = 4, c_topv = 4 per e), per routed copy the top-e id, the two sort permutations, the
+#    inverse permutation (4×8) and the bf16 routing weight (2; fp32, +c_w32 = 2, from a router kept in fp32):
+#    c_e = 32 + 4 + 2 = 38.
 PROFILES = {
     "eager": dict(pre=(8, 4, 0), post=(8, 4, 0), layernorm=(4, 8, 0), qk=(6, 4, 0), expand_kv=True, c_s=6,
-                  k_sink=0, c_lse=0, gated=8, plain=10, c_E=4, c_e=38),
+                  c_cap=2, k_sink=0, c_lse=0, gated=8, plain=10, c_E=4, c_e=38, c_sum=4, c_topv=4, c_w32=2,
+                  norm_in=0, c_pos=4),
     "fused": dict(pre=(4, 4, 0), post=(2, 4, 0), layernorm=(4, 8, 0), qk=(4, 4, 0), expand_kv=False, c_s=0,
-                  k_sink=0, c_lse=4, gated=6, plain=4, c_E=4, c_e=38),
+                  c_cap=0, k_sink=0, c_lse=4, gated=6, plain=4, c_E=4, c_e=38, c_sum=4, c_topv=4, c_w32=2,
+                  norm_in=2, c_pos=4),
 }
 # Where a family's HF modules keep other tensors than llama's (eager only): Gemma's and gpt-oss's norms
 # multiply the weight in fp32; gpt-oss's softmax runs in bf16 over a sink column and keeps the row max
 # index, its clamped SwiGLU keeps 14 bytes per d_moe, and its router takes top-e before the softmax;
-# GPT-2's softmax runs in bf16.
+# GPT-2's softmax runs in bf16. OLMo-2's norms multiply the weight in fp32 (modeling_olmo2.py Olmo2RMSNorm: the
+# fp32 input and the fp32 normalized rows, 4+4, +2 for the bf16 output a linear reads) and its RoPE tables stay
+# fp32 (c_pos = 8).
 EAGER_FAMILY = {
     "gemma3": dict(pre=(10, 4, 4), post=(8, 4, 4), qk=(8, 4, 4)),
-    "gpt_oss": dict(pre=(10, 4, 0), c_s=2, k_sink=1, c_lse=8, gated=14, c_E=0, c_e=44),
+    "gemma2": dict(pre=(10, 4, 4), post=(8, 4, 4)),  # Gemma2RMSNorm: as Gemma 3's
+    "olmo2": dict(pre=(10, 4, 0), post=(8, 4, 0), qk=(8, 4, 0), c_pos=8),
+    "gpt_oss": dict(pre=(10, 4, 0), c_s=2, k_sink=1, c_lse=8, gated=14, c_E=0, c_e=44, c_sum=0, c_topv=0),
     "gpt2": dict(c_s=2),
+    "gpt_neox": dict(plain=4),  # nn.GELU keeps only its input and output (2 + 2 per d_ff)
 }
 
 
-def _norm(s: ModelSpec, p: dict, kind: str, *, B: int, T: int, n: int, w: int, key: str, count: int) -> Quantity:
+def _norm(s: ModelSpec, p: dict, kind: str, *, B: int, T: int, n: int, w: int, key: str, count: int,
+          shared: bool = False) -> Quantity:
+    """`shared`: the norm reads the tensor another norm already keeps (a parallel block's MLP norm)."""
     c_n, c_r, c_w = p["layernorm" if s.norm == "layernorm" else kind]
+    if shared:
+        c_n -= 2 if s.norm == "layernorm" else p["norm_in"]
     return q(key, f.norm_activation_bytes, count=count, B=B, T=T, n_norm=n, c_n=c_n, w=w, c_r=c_r, c_w=c_w)
 
 
 def _layer(s: ModelSpec, layer: LayerSpec, p: dict, *, B: int, T: int, n: int, recompute: str) -> list[Quantity]:
     h_q, d_h = s.n_heads, s.head_dim
-    out = [_norm(s, p, "pre", B=B, T=T, n=2, w=s.d_model, key="norms", count=n)]
-    if s.norms_per_layer > 2:
-        out.append(_norm(s, p, "post", B=B, T=T, n=s.norms_per_layer - 2, w=s.d_model, key="post_norms", count=n))
-    if s.qk_norm:
+    n_pre = 0 if s.norm_placement == "post" else min(2, s.norms_per_layer)
+    out = []
+    if n_pre and s.block == "parallel":  # both norms read the layer input (modeling_gpt_neox.py GPTNeoXLayer)
+        out += [_norm(s, p, "pre", B=B, T=T, n=1, w=s.d_model, key="norms", count=n),
+                _norm(s, p, "pre", B=B, T=T, n=1, w=s.d_model, key="norms.shared_input", count=n, shared=True)]
+    elif n_pre:
+        out.append(_norm(s, p, "pre", B=B, T=T, n=n_pre, w=s.d_model, key="norms", count=n))
+    if s.norms_per_layer > n_pre:
+        out.append(_norm(s, p, "post", B=B, T=T, n=s.norms_per_layer - n_pre, w=s.d_model, key="post_norms",
+                         count=n))
+    if s.norm_placement == "post":
+        out.append(q("block_inputs", f.block_input_activation_bytes, count=n, n_in=2, c_x=2, B=B, T=T, d=s.d_model))
+    if s.qk_norm and s.qk_norm_span == "all":  # one norm over all q heads, one over all k heads (OLMo 2)
+        c_n, c_r, c_w = p["qk"]
+        out += [q(key, f.norm_activation_bytes, count=n, B=B, T=T, n_norm=1, c_n=c_n, w=h * d_h, c_r=c_r, c_w=c_w)
+                for key, h in (("q_norm", h_q), ("k_norm", s.n_kv_heads))]
+    elif s.qk_norm:
         c_n, c_r, c_w = p["qk"]
         out.append(q("qk_norm", f.norm_activation_bytes, count=n, B=B, T=T, n_norm=h_q + s.n_kv_heads, c_n=c_n,
                      w=d_h, c_r=c_r, c_w=c_w * 2 // (h_q + s.n_kv_heads)))
@@ -105,19 +160,28 @@ def _layer(s: ModelSpec, layer: LayerSpec, p: dict, *, B: int, T: int, n: int, r
                  h_k=h_k, d_v=d_v, c_o=2))
     out.append(q("scores", f.score_activation_bytes, count=n, B=B, T=T, h_q=h_q,
                  c_s=0 if recompute == "selective" else p["c_s"], k_sink=p["k_sink"] * s.sinks, c_lse=p["c_lse"]))
+    if s.attn_softcap is not None and p["c_cap"] and recompute != "selective":
+        out.append(q("scores.softcap", f.score_activation_bytes, count=n, B=B, T=T, h_q=h_q, c_s=p["c_cap"],
+                     k_sink=p["k_sink"] * s.sinks, c_lse=0,
+                     note="tanh's output in c·tanh(x/c) (modeling_gemma2.py eager_attention_forward)"))
     c_ff = p["gated"] if s.n_up == 2 else p["plain"]
     if layer.mlp == "dense":
         out.append(q("mlp", f.mlp_activation_bytes, count=n, B=B, T=T, c_ff=c_ff, d_ff=layer.d_ff))
     else:
         m2 = s.moe
         assert m2 is not None
+        fp32_router = ("router", "fp32") in s.quantized  # the router upcasts its input; its weights stay fp32
         out += [q("moe.routing", f.routing_activation_bytes, count=n, B=B, T=T, c_E=p["c_E"], E=m2.n_experts,
-                  c_e=p["c_e"], e=m2.experts_per_token, d=s.d_model),
+                  c_sum=p["c_sum"] if m2.norm_topk else 0, c_x=4 if fp32_router else 0, d=s.d_model,
+                  c_e=p["c_e"] - (0 if m2.norm_topk else p["c_topv"]) + (p["c_w32"] if fp32_router else 0),
+                  e=m2.experts_per_token),
                 q("moe.experts", f.mlp_activation_bytes, count=n, B=B, T=T, c_ff=c_ff,
                   d_ff=m2.experts_per_token * m2.d_moe)]
         if m2.n_shared:
             out.append(q("moe.shared_experts", f.mlp_activation_bytes, count=n, B=B, T=T, c_ff=p["gated"],
                          d_ff=m2.shared_width))
+        if m2.shared_gate:
+            out.append(q("moe.shared_gate", f.shared_gate_activation_bytes, count=n, c_g=2, B=B, T=T, d=s.d_model))
     return out
 
 
@@ -139,8 +203,11 @@ def activation_bytes(s: ModelSpec, *, B: int, T: int, recompute: str = "none", p
                                symbol="M_act,layer"))
     parts.append(_norm(s, p, "pre", B=B, T=T, n=1, w=s.d_model, key="final_norm", count=1))
     rope_kinds = 0 if s.learned_positions else (1 + (s.family == "gemma3" and len({l.attention for l in s.layers}) > 1))
-    d_rope = s.mla.d_rope if s.mla else s.head_dim
-    parts.append(q("head", f.head_activation_bytes, B=B, T=T, c_V=4, V=s.vocab_size, B1=B == 1, c_pos=4 * rope_kinds,
+    # cos/sin cover the rotated features only: 2·⌈int(d_h·f_rot)/2⌉ (the inverse frequencies, duplicated)
+    d_rope = s.mla.d_rope if s.mla else 2 * -(-int(s.head_dim * s.rotary_fraction) // 2)
+    c_V = 4 + 2 * (s.logit_softcap is not None)  # fp32 logits, and a soft-cap's bf16 tanh output
+    parts.append(q("head", f.head_activation_bytes, B=B, T=T, c_V=c_V, V=s.vocab_size, B1=B == 1,
+                   c_pos=p["c_pos"] * rope_kinds,
                    d_rope=d_rope, pos=s.learned_positions))
     return total("memory.activations_bytes", parts, unit="bytes", symbol="M_act",
                  note=f"recompute={recompute}, {profile} kernels")

@@ -14,12 +14,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from transformer_math.analysis.efficiency import Efficiency, engine as engine_profile
+from transformer_math.analysis.efficiency import Efficiency
+from transformer_math.analysis.efficiency import engine as engine_profile
 from transformer_math.analysis.quantity import Quantity
 from transformer_math.analysis.report import describe_weight_dtypes, parse_weight_dtypes, render_explanation
 from transformer_math.analysis.serving import ServeLayout, ServePlan, ServeWorkload, Speculative, plan_serving
-from transformer_math.analysis.training import (RECOMPUTE, Finetune, Layout, TrainPlan, Workload, plan_training,
-                                                search_layouts, validate)
+from transformer_math.analysis.train_search import search_layouts
+from transformer_math.analysis.training import RECOMPUTE, Finetune, Layout, TrainPlan, Workload, plan_training, validate
 from transformer_math.config import load_model
 from transformer_math.config.hardware import HardwareSpec, load_hardware
 from transformer_math.config.spec import ModelSpec
@@ -106,6 +107,7 @@ class ServeResult(_Result):
             "model": p.model, "gpu": p.gpu, "gpus": L.gpus, "layout": {"tp": L.tp, "dp": L.dp, "ep": L.ep,
                                                                         "expert_tp": L.expert_tp},
             "batch": w.batch, "prompt": w.prompt, "gen": w.gen, "kv_dtype": w.kv.name, "engine": w.engine,
+            "act_dtype": w.act,
             "profile": self.hardware.id if self.hardware.efficiency else (self.hardware.device_class or "default"),
             "weight_dtype": {g: d.name for g, d in w.weights.items()},
             "weight_dtype_meaning": describe_weight_dtypes(w.weights),
@@ -133,7 +135,7 @@ def _op(c: Any) -> dict[str, Any]:
 
 def serve(model: Any, gpu: Any, *, tp: int = 1, dp: int = 1, ep: int = 1, batch: int = 1, prompt: int = 1024,
           gen: int = 256, weight_dtype: str | Mapping[str, str] = "auto", kv_dtype: str = "bf16",
-          engine: str = "vllm", block: int | None = None,
+          engine: str = "vllm", block: int | None = None, act_dtype: str = "auto",
           draft: Any = None, draft_k: int = 4, acceptance: float = 0.7, shard_lm_head: bool = True,
           gpu_memory_utilization: float = 0.9, efficiency: Efficiency | None = None, suggest: bool = True) -> ServeResult:
     """Serving plan of `model` on `gpu`: T_p GPUs per replica, D_p replicas, experts over E_p ranks; B sequences
@@ -148,13 +150,15 @@ def serve(model: Any, gpu: Any, *, tp: int = 1, dp: int = 1, ep: int = 1, batch:
     spec = Speculative(draft=load_model(draft), k=draft_k, acceptance=acceptance) if draft is not None else None
     w = ServeWorkload(batch=batch, prompt=prompt, gen=gen, weights=parse_weight_dtypes(weight_dtype, s),
                       kv=parse_dtype(kv_dtype, field="kv_dtype"), block=block, speculative=spec,
-                      shard_lm_head=shard_lm_head, gpu_memory_utilization=gpu_memory_utilization, engine=engine)
+                      shard_lm_head=shard_lm_head, gpu_memory_utilization=gpu_memory_utilization, engine=engine,
+                      act=act_dtype)
     L = ServeLayout(tp=tp, dp=dp, ep=ep)
     plan = plan_serving(s, hw, L, w, eff=efficiency)
     args = dict(tp=tp, dp=dp, ep=ep, batch=batch, prompt=prompt, gen=gen, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
                 engine=engine, block=block, draft=None if draft is None else (os.fspath(draft) if isinstance(draft, str | os.PathLike)
                                                                 else load_model(draft).name),
-                draft_k=draft_k, acceptance=acceptance, gpu_memory_utilization=gpu_memory_utilization)
+                draft_k=draft_k, acceptance=acceptance, gpu_memory_utilization=gpu_memory_utilization,
+                act_dtype=act_dtype)
     result = ServeResult(plan=plan, hardware=hw, command=_serve_command(ref, hw.id, args))
     if plan.fits or not suggest:
         return result
@@ -166,6 +170,8 @@ def _serve_command(ref: str, gpu: str, a: Mapping[str, Any]) -> str:
     for k in ("tp", "dp", "ep", "batch", "prompt", "gen", "weight_dtype", "kv_dtype", "engine", "block",
               "gpu_memory_utilization"):
         parts += [f"--{k.replace('_', '-')}", str(a[k])]
+    if a.get("act_dtype", "auto") != "auto":
+        parts += ["--act-dtype", str(a["act_dtype"])]
     if a.get("draft"):
         parts += ["--draft", str(a["draft"]), "--draft-k", str(a["draft_k"]), "--acceptance", str(a["acceptance"])]
     return shlex.join(parts)
@@ -469,7 +475,7 @@ class ChinchillaResult:
                 "d_opt": self["chinchilla.d_opt"], "tokens_per_param": self["chinchilla.d_opt"] / self["chinchilla.n_opt"],
                 "loss": self["chinchilla.loss"], "gpu_hours": self["chinchilla.gpu_hours"],
                 "cost_usd": self["chinchilla.cost"], "gpu": self.gpu,
-                "rule_of_thumb": {"n": self["chinchilla.n_20"], "d": 20 * self["chinchilla.n_20"],
+                "rule_of_thumb": {"n": self["chinchilla.n_20"], "d": self["chinchilla.d_20"],
                                   "note": "D ≈ 20·N with C = 6·N·D (Approach 1/2)"},
                 "quantities": _quantities(q)}
 
@@ -488,7 +494,8 @@ def chinchilla(flops: float, *, gpu: Any = "h100-sxm", mfu: float = 0.40, price:
     N = b.f("chinchilla.n_opt", f.n_opt, C=flops, α=c["alpha"], β=c["beta"], A=c["A"], B=c["B"])
     D = b.f("chinchilla.d_opt", f.d_opt, C=flops, N_opt=N)
     b.f("chinchilla.loss", f.chinchilla_loss, N=N, D=D, E=c["E"], A=c["A"], B=c["B"], α=c["alpha"], β=c["beta"])
-    b.f("chinchilla.n_20", f.n_rule_of_thumb, C=flops)
+    N_20 = b.f("chinchilla.n_20", f.n_rule_of_thumb, C=flops)
+    b.f("chinchilla.d_20", f.d_opt, C=flops, N_opt=N_20)  # = 20·N_20: the budget spent at N_20 parameters
     h = b.f("chinchilla.gpu_hours", f.gpu_hours, C=flops, MFU=mfu, F_peak=hw.peak("bf16"))
     b.f("chinchilla.cost", f.cost, GPU_h=h, price=price)
     return ChinchillaResult(quantities=b.quantities, gpu=hw.id)

@@ -16,7 +16,7 @@ from transformer_math.analysis.quantity import Quantity
 from transformer_math.config import load_model
 from transformer_math.config.spec import ModelSpec
 from transformer_math.errors import TmathError
-from transformer_math.units import DType, parse_dtype
+from transformer_math.units import DTYPE_HELP, DType, parse_dtype
 
 MAX_TOKENS = 10**9  # B·L above this is not a workload any device holds
 
@@ -28,7 +28,7 @@ class Conventions:
     attention: str = "dense"  # dense: full T×T scores (eager/MFU); causal: unmasked pairs only
     recompute: str = "none"  # none | selective | full
     flops_per_mac: int = 2
-    active: str = "all"  # all: seed 000 P_active; no_embedding: gpt-oss card
+    active: str = "all"  # all: conventions.md P_active (DeepSeek-V3's); no_embedding: gpt-oss card
     activations: str = "fused"  # fused: flash attention + fused norms (how models train); eager: HF eager, measured
 
     def describe(self) -> str:
@@ -146,16 +146,45 @@ def parse_weight_dtypes(text: str | Mapping[str, str] | None, spec: ModelSpec) -
         return out
     items = list(text.items()) if isinstance(text, Mapping) else [
         tuple(p.split("=", 1)) if "=" in p else (None, p) for p in str(text).split(",") if p.strip()]
+    from transformer_math.analysis import gguf
+
     for group, d in items:
+        name = str(d).strip().lower()
+        if group is None and name in gguf.SCHEMES:  # a GGUF scheme: every tensor as llama-quantize types it
+            out.update(gguf.scheme_dtypes(spec, name))
+            continue
         if group is None:  # a bare dtype: the linear layers inside the blocks
-            dt = parse_dtype(d.strip(), field="weight_dtype")
+            dt = _weight_dtype(d, "weight_dtype")
             out.update((g, dt) for g in LINEAR_GROUPS)
             continue
         group = group.strip()
         if group != "*" and group not in GROUPS:
             raise TmathError("weight_dtype", group, f"a tensor group: * or one of {', '.join(GROUPS)}")
-        out[group] = parse_dtype(d.strip(), field=f"weight_dtype[{group}]")
+        out[group] = _weight_dtype(d, f"weight_dtype[{group}]", scheme_ok=False)
     return out
+
+
+def weight_dtype_help() -> str:
+    from transformer_math.analysis import gguf
+    from transformer_math.units import DTYPE_NAMES
+
+    return (f"auto; a dtype for the linear layers ({', '.join(DTYPE_NAMES)}; int4-g64, int4-g128-zp, …); a GGUF "
+            f"scheme for the whole model ({', '.join(gguf.SCHEMES)}); or per group: experts=int4,*=bf16")
+
+
+def _weight_dtype(text: object, field: str, *, scheme_ok: bool = True) -> DType:
+    from transformer_math.analysis import gguf
+
+    name = str(text).strip().lower()
+    if not scheme_ok and name in gguf.SCHEMES and name not in gguf.GGUF_TYPES:
+        raise TmathError(field, text, "a tensor type (a GGUF scheme such as q4_k_m applies to the whole model: "
+                                      "--weight-dtype q4_k_m alone); " + weight_dtype_help())
+    try:
+        return parse_dtype(text, field=field)
+    except TmathError as e:
+        if e.allowed != DTYPE_HELP:  # a known format with a bad group size or zero-point: that message
+            raise
+        raise TmathError(field, text, weight_dtype_help()) from None
 
 
 def describe_weight_dtypes(wd: Mapping[str, DType]) -> str:
@@ -203,11 +232,12 @@ def analyze(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec, *, ba
         "memory.optimizer_bytes": opt,
         "memory.activations_bytes": mem.activation_bytes(spec, B=B, T=L, recompute=c.recompute,
                                                             profile=c.activations),
-        "flops.prefill": fl.forward_flops(spec, B=B, T=L, attention=c.attention, key="flops.prefill"),
+        "flops.prefill": fl.forward_flops(spec, B=B, T=L, attention=c.attention, key="flops.prefill",
+                                          symbol="F_prefill"),
         "flops.decode_token": fl.forward_flops(spec, B=B, T=1, L=L, decode=True, key="flops.decode_token"),
         "flops.train_step": fl.train_step_flops(spec, B=B, T=L, recompute=c.recompute, attention=c.attention),
     }
-    warnings = (f"context L = {L} exceeds the model's L_max = {spec.max_context} (seed 000 §17: report both)",
+    warnings = (f"context L = {L} exceeds the model's L_max = {spec.max_context} (numbers are for L as given)",
                 ) if L > spec.max_context else ()
     return Report(spec=spec, batch=B, context=L, conventions=c, weight_dtypes=wd, kv_dtype=kv, quantities=quantities,
                   warnings=warnings)

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from transformer_math.analysis import efficiency as k
-from transformer_math.analysis.costs import OpCost, Sharding, head_cost, layer_costs, total_time
+from transformer_math.analysis.costs import (OpCost, Sharding, check_act_dtype, compute_dtype, head_cost, layer_costs,
+                                             total_time)
 from transformer_math.analysis.efficiency import Efficiency, band_for, efficiency_for, engine
 from transformer_math.analysis.flops import cached_tokens
 from transformer_math.analysis.quantity import Book, Quantity, q, total
@@ -81,6 +82,7 @@ class ServeWorkload:
     shard_lm_head: bool = True  # vocab-parallel LM head (vLLM, TensorRT-LLM); gpt-fast keeps it whole
     gpu_memory_utilization: float = k.GPU_MEMORY_UTILIZATION  # the engine's share of HBM (vLLM's setting)
     engine: str = "vllm"  # its per-step CPU cost and kernel fusion (presets/efficiency/engines/)
+    act: str = "auto"  # activation dtype of the linear layers (costs.compute_dtype): nvfp4/mxfp4 with FP4 weights = W4A4
 
     @property
     def decode_context(self) -> int:
@@ -164,8 +166,9 @@ def _step(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, L: ServeLayout, w: Se
                      expert_group_tokens=B * T * (L.dp if ep > 1 else 1))
     ops: list[OpCost] = []
     for layer, n in model.layer_kinds:
-        ops += layer_costs(model, layer, n, hw, eff, B=B, T=T, L=ctx, decode=decode, shard=shard, wd=w.weights, kv=w.kv)
-    ops.append(head_cost(model, hw, eff, N=B * T, tp=L.tp, wd=w.weights, shard_lm_head=w.shard_lm_head))
+        ops += layer_costs(model, layer, n, hw, eff, B=B, T=T, L=ctx, decode=decode, shard=shard, wd=w.weights, kv=w.kv,
+                           act=w.act)
+    ops.append(head_cost(model, hw, eff, N=B * T, tp=L.tp, wd=w.weights, shard_lm_head=w.shard_lm_head, act=w.act))
     N = B * T
     inside = L.tp * max(ep, 1) <= hw.gpus_per_node
     link, alpha = ((hw.link_bandwidth_bytes_per_s * eff.link, eff.alpha_link_s) if inside else
@@ -226,6 +229,7 @@ def _memory(book: Book, s: ModelSpec, hw: HardwareSpec, L: ServeLayout, w: Serve
 def plan_serving(s: ModelSpec, hw: HardwareSpec, layout: ServeLayout, w: ServeWorkload, *,
                  eff: Efficiency | None = None) -> ServePlan:
     validate(s, layout, w)
+    check_act_dtype(hw, w.act)
     eff = eff or efficiency_for(hw, w.engine)
     L, B = layout, w.batch
     ctx = w.prompt + w.gen
@@ -259,6 +263,7 @@ def plan_serving(s: ModelSpec, hw: HardwareSpec, layout: ServeLayout, w: ServeWo
              f"TPOT at the mean decode context L = prompt + gen/2 = {w.decode_context}",
              "weights: a single dtype quantizes the linear layers of the blocks; embeddings, LM head, norms and "
              "routers stay 16-bit (AWQ, GPTQ, bitsandbytes, compressed-tensors defaults)"]
+    notes.append(_compute_note(s, hw, w))
     r_kv, _ = _kv_sharding(s, L.tp)
     if r_kv > 1:
         notes.append(f"h_kv = {s.n_kv_heads} < T_p = {L.tp}: each KV head is replicated on {r_kv} ranks")
@@ -267,6 +272,19 @@ def plan_serving(s: ModelSpec, hw: HardwareSpec, layout: ServeLayout, w: ServeWo
     return ServePlan(model=s.name, gpu=hw.id, layout=L, workload=w, quantities=book.quantities,
                      band=bands, decode_ops=decode, prefill_ops=prefill,
                      batch_curve=curve, compute_bound_batch=compute_bound, notes=tuple(notes))
+
+
+def _compute_note(s: ModelSpec, hw: HardwareSpec, w: ServeWorkload) -> str:
+    """Which peak the linear layers run at, per weight format: W4A4 at fp4, W4A16 (weight-only) at bf16."""
+    by: dict[str, list[str]] = {}
+    groups = ["attention", "lm_head"] + (["experts"] + ["shared_experts"] * bool(s.moe.n_shared) if s.moe else [])
+    groups += ["mlp"] * any(layer.mlp == "dense" for layer in s.layers)
+    for g in groups:
+        dt = w.weights.get(g, w.weights["*"])
+        runs = compute_dtype(dt, w.act)
+        by.setdefault(f"{runs} (F_peak = {hw.peak(runs):.3g} FLOP/s)", []).append(f"{g} {dt.name}")
+    acts = "activations 16-bit (fp8 with fp8 weights)" if w.act == "auto" else f"activations {w.act}"
+    return f"linear layers, {acts}: " + "; ".join(f"{', '.join(gs)} → {peak}" for peak, gs in by.items())
 
 
 def _tpot(book: Book, s: ModelSpec, hw: HardwareSpec, eff: Efficiency, L: ServeLayout, w: ServeWorkload, *, B: int,

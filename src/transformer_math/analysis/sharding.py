@@ -64,8 +64,9 @@ def layer_tensors(s: ModelSpec, layer: LayerSpec) -> list[Tensor]:
         out += _linear("attention.v_proj", h_kv * d_h, d, "colwise", "attention", s.qkv_bias)
         out += _linear("attention.o_proj", d, h_q * d_h, "rowwise", "attention", s.o_bias)
         if s.qk_norm:
-            out += [Tensor("attention.q_norm", (d_h,), "replicate", "norms"),
-                    Tensor("attention.k_norm", (d_h,), "replicate", "norms")]
+            span_q, span_k = (h_q * d_h, h_kv * d_h) if s.qk_norm_span == "all" else (d_h, d_h)
+            out += [Tensor("attention.q_norm", (span_q,), "replicate", "norms"),
+                    Tensor("attention.k_norm", (span_k,), "replicate", "norms")]
     else:
         m = s.mla
         qk = h_q * (m.d_nope + m.d_rope)
@@ -97,6 +98,8 @@ def layer_tensors(s: ModelSpec, layer: LayerSpec) -> list[Tensor]:
                     Tensor("moe.experts.down_bias", (E, d), "experts_down_bias", "experts")]
         if m2.n_shared:
             out += _mlp("moe.shared_experts", s, m2.shared_width, False, "shared_experts")
+        if m2.shared_gate:
+            out += _linear("moe.shared_gate", 1, d, "replicate", "router", False)
     return out
 
 

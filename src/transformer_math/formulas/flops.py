@@ -1,26 +1,27 @@
 """FLOPs [FLOPs], counted as 2 per multiply-accumulate (FlopCounterMode's convention; conventions.md).
 
-Only matrix products are counted; seed 001 writes m·k·(2n-1) for an (m×n)(n×k) product, which leaves out
-the m·k final additions — we count 2·m·n·k like PyTorch and MFU reports do.
+Only matrix products are counted. Counting n multiplies and n − 1 adds per output element would give
+m·k·(2n − 1) for an (m×n)(n×k) product; we count 2·m·n·k, as torch.utils.flop_counter, Kaplan et al. 2020 §2.1
+and MFU reports do.
 """
 
 from transformer_math.formulas._registry import formula
 
 
 @formula(id="flops.linear", symbol="F_lin", unit="FLOPs", expr="2·N_tok·d_in·d_out",
-         source="seed 000 §12: F_proj = 2·d·(h_q·d_h + 2·h_kv·d_h) + 2·h_q·d_h·d per token; any y = xW costs 2·d_in·d_out")
+         source="Kaplan et al. 2020 (arXiv 2001.08361) §2.1: a forward pass costs 2 FLOPs per weight and token (C_forward ≈ 2N), so y = xW costs 2·d_in·d_out per token; torch.utils.flop_counter counts a matmul the same way")
 def linear_flops(*, N_tok: int, d_in: int, d_out: int) -> int:
     return 2 * N_tok * d_in * d_out
 
 
 @formula(id="flops.attention_scores", symbol="F_QK", unit="FLOPs", expr="2·B·h_q·n_pairs·d_qk",
-         source="seed 000 §12: F_attn(L) ≈ 4·L·h_q·d_h per token = QK^T (this) + AV; n_pairs = query-key pairs")
+         source="Vaswani et al. 2017 §3.2.1: the QK^T product of scaled dot-product attention, d_qk MACs per query–key pair and head; Kaplan et al. 2020 §2.1 counts this context-dependent term apart from 2N; n_pairs: dense or causal (docs/conventions.md)")
 def attention_score_flops(*, B: int, h_q: int, n_pairs: int, d_qk: int) -> int:
     return 2 * B * h_q * n_pairs * d_qk
 
 
 @formula(id="flops.attention_values", symbol="F_AV", unit="FLOPs", expr="2·B·h_q·n_pairs·d_v",
-         source="seed 000 §12: the AV half of F_attn(L) ≈ 4·L·h_q·d_h")
+         source="Vaswani et al. 2017 §3.2.1: the softmax(QK^T)·V product, d_v MACs per query–key pair and head (the other half of the attention term of Kaplan et al. 2020 §2.1)")
 def attention_value_flops(*, B: int, h_q: int, n_pairs: int, d_v: int) -> int:
     return 2 * B * h_q * n_pairs * d_v
 

@@ -1,4 +1,5 @@
-"""Memory [bytes] (seed 000 §11): weights, KV cache, training state and activations."""
+"""Memory [bytes]: weights, KV cache, training state (ZeRO, Rajbhandari et al. 2020 §3.1) and activations
+(Korthikanti et al. 2022 §4)."""
 
 from fractions import Fraction
 
@@ -6,13 +7,13 @@ from transformer_math.formulas._registry import formula
 
 
 @formula(id="memory.weights", symbol="M_param", unit="bytes", expr="P·b_w",
-         source="seed 000 §11: M_param = P·b_w; quantized b_w = q_w/8 + scale and zero-point bytes per g_q (§7)")
+         source="parameters × bytes per element; a block format adds its group constants, b_w = q_w/8 + (scale + zero-point bits)/(8·g_q): NF4 (Dettmers et al. 2023, QLoRA), MXFP4 (OCP Microscaling Formats (MX) v1.0 spec), group-wise int4 (GPTQ, AWQ)")
 def weight_bytes(*, P: int, b_w: Fraction) -> int:
     return -(-P * b_w.numerator // b_w.denominator)
 
 
 @formula(id="memory.kv_cache", symbol="M_KV", unit="bytes", expr="B·L_kv·n_layers·2·h_kv·d_h·b_kv",
-         source="seed 000 §11: M_KV = B·L·N_L·(2·h_kv·d_h)·b_kv; L_kv = L (full) or min(L, S-1) (window, as HF keeps)")
+         source="Pope et al. 2022 (Efficiently Scaling Transformer Inference, arXiv 2211.05102): a K and a V vector per KV head, layer and cached token; h_kv = 1 for MQA (Shazeer 2019), 1 < h_kv < h_q for GQA (Ainslie et al. 2023); L_kv = L (full) or min(L, S-1) (window, as HF's cache keeps)")
 def kv_cache_bytes(*, B: int, L_kv: int, n_layers: int, h_kv: int, d_h: int, b_kv: Fraction) -> int:
     return -(-B * L_kv * n_layers * 2 * h_kv * d_h * b_kv.numerator // b_kv.denominator)
 
@@ -24,13 +25,13 @@ def kv_cache_mla_bytes(*, B: int, L_kv: int, n_layers: int, d_c: int, d_rope: in
 
 
 @formula(id="memory.gradients", symbol="M_grad", unit="bytes", expr="P_train·b_g",
-         source="seed 000 §11: M_grad = P·b_w (gradients kept at b_g bytes per trainable parameter)")
+         source="Rajbhandari et al. 2020 (ZeRO, arXiv 1910.02054) §3.1: one gradient per trainable parameter, b_g bytes each")
 def gradient_bytes(*, P_train: int, b_g: int) -> int:
     return P_train * b_g
 
 
 @formula(id="memory.optimizer", symbol="M_opt", unit="bytes", expr="P_train·(b_master + b_m + b_v)",
-         source="seed 000 §11: M_opt ≈ P·(b_w + b_m + b_v); mixed precision keeps fp32 master weights (b_master = 4)")
+         source="Rajbhandari et al. 2020 (ZeRO) §3.1: mixed-precision Adam keeps an fp32 master copy (b_master = 4) and the two moments b_m, b_v per trainable parameter (12 bytes with fp32 moments)")
 def optimizer_bytes(*, P_train: int, b_master: int, b_m: int, b_v: int) -> int:
     return P_train * (b_master + b_m + b_v)
 
@@ -69,18 +70,43 @@ def mlp_activation_bytes(*, B: int, T: int, c_ff: int, d_ff: int) -> int:
 
 
 @formula(id="memory.activations.routing", symbol="M_act,route", unit="bytes",
-         expr="B·T·(c_E·(E + 1) + c_e·e + 4·e·d) + 4·E",
-         source="router probabilities (fp32, c_E = 4, when softmax precedes top-e), top-e ids and weights, the sort "
-                "permutation and each routed copy's gathered input and output (2·e·d bytes each), as a grouped-GEMM "
-                "MoE keeps them")
-def routing_activation_bytes(*, B: int, T: int, c_E: int, E: int, c_e: int, e: int, d: int) -> int:
-    return B * T * (c_E * (E + 1) + c_e * e + 4 * e * d) + 4 * E
+         expr="B·T·(c_E·E + c_sum + c_x·d + c_e·e + 4·e·d) + 4·E",
+         source="router probabilities (fp32, c_E = 4, when softmax precedes top-e), the fp32 sum that renormalizes "
+                "the top-e weights (c_sum = 4 when norm_topk_prob, modeling_mixtral.py MixtralTopKRouter.forward), "
+                "the fp32 copy of its input a router kept in fp32 multiplies (c_x = 4, modeling_deepseek_v2.py "
+                "DeepseekV2TopkRouter.forward), top-e ids and weights, the sort permutation and each routed copy's "
+                "gathered input and output (2·e·d bytes each), as a grouped-GEMM MoE keeps them "
+                "(integrations/moe.py grouped_mm_experts_forward)")
+def routing_activation_bytes(*, B: int, T: int, c_E: int, E: int, c_sum: int, c_x: int, d: int, c_e: int,
+                             e: int) -> int:
+    """Bytes the router and the token permutation of one MoE layer keep for backward (grouped-GEMM experts)."""
+    return B * T * (c_E * E + c_sum + c_x * d + c_e * e + 4 * e * d) + 4 * E
+
+
+@formula(id="memory.activations.shared_gate", symbol="M_act,sgate", unit="bytes", expr="c_g·B·T·(d + 1)",
+         source="modeling_qwen2_moe.py Qwen2MoeSparseMoeBlock.forward: F.sigmoid(shared_expert_gate(x)) · "
+                "shared_expert(x) keeps the sigmoid's output (1 per token) and the shared experts' output (d per "
+                "token) for the product's backward, c_g = 2 bytes each in bf16")
+def shared_gate_activation_bytes(*, c_g: int, B: int, T: int, d: int) -> int:
+    """Bytes the sigmoid gate of the shared experts (Qwen2-MoE) keeps: its output and the gated output."""
+    return c_g * B * T * (d + 1)
+
+
+@formula(id="memory.activations.block_inputs", symbol="M_act,x", unit="bytes", expr="n_in·c_x·B·T·d",
+         source="post-norm blocks (OLMo 2, arXiv 2501.00656 §3.3; modeling_olmo2.py Olmo2DecoderLayer.forward): "
+                "the q/k/v and gate/up projections read the residual stream itself, not a norm's output, so each "
+                "of the n_in = 2 sublayers keeps its bf16 input (c_x = 2)")
+def block_input_activation_bytes(*, n_in: int, c_x: int, B: int, T: int, d: int) -> int:
+    """Bytes of the residual-stream inputs that the projections of a post-norm block keep."""
+    return n_in * c_x * B * T * d
 
 
 @formula(id="memory.activations.head", symbol="M_act,head", unit="bytes",
          expr="B·T·(c_V·V + 16) + 8·1_B1 + 4 + T·(c_pos·d_rope + 8·1_pos)",
-         source="the logits the loss keeps (fp32: c_V = 4), input ids and shifted labels (int64; one padding label "
-                "survives when B = 1), the loss, and the position tables the batch shares: RoPE cos/sin (c_pos = 4 "
-                "per rope kind) or position ids")
+         source="the logits the loss keeps (fp32: c_V = 4; + 2 for the bf16 tanh output of a final-logit soft-cap, "
+                "modeling_gemma2.py Gemma2ForCausalLM.forward), input ids and shifted labels (int64; one padding label "
+                "survives when B = 1), the loss, and the position tables the batch shares: RoPE cos/sin over the "
+                "d_rope rotated features (c_pos = 4 per rope kind in bf16, 8 where the tables stay fp32, "
+                "modeling_olmo2.py Olmo2RotaryEmbedding.forward) or position ids")
 def head_activation_bytes(*, B: int, T: int, c_V: int, V: int, B1: bool, c_pos: int, d_rope: int, pos: bool) -> int:
     return B * T * (c_V * V + 16) + 8 * B1 + 4 + T * (c_pos * d_rope + 8 * pos)

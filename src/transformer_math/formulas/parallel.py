@@ -1,4 +1,4 @@
-"""Parallel layouts (seed 000 §9: T_p, P_p, D_p, C_p, E_p): shards, pipeline schedules, activations per GPU.
+"""Parallel layouts (T_p, P_p, D_p, C_p, E_p; docs/conventions.md, Names): shards, pipeline schedules, activations per GPU.
 
 Written with arithmetic only (no branches on values), so the layout search can pass numpy arrays of layouts
 where the explained plan passes numbers: one definition for both.
@@ -74,9 +74,3 @@ def activations_per_gpu(*, m_live: float, M_rep: float, M_split: float, T_p: int
                 "engine's headroom 1 − gpu_memory_utilization (vLLM's default 0.9: f_reserve = 0.10)")
 def reserve_bytes(*, M_fixed: float, f_reserve: float, M_HBM: float) -> int:
     return ceil(M_fixed + f_reserve * M_HBM)
-
-
-@formula(id="memory.per_gpu", symbol="M_GPU", unit="bytes", expr="M_w + M_grad + M_opt + M_act + M_reserve",
-         source="seed 000 §11: weights, gradients, optimizer states and activations, each per GPU after sharding")
-def memory_per_gpu(*, M_w: float, M_grad: float, M_opt: float, M_act: float, M_reserve: float) -> float:
-    return M_w + M_grad + M_opt + M_act + M_reserve

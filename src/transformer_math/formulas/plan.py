@@ -10,7 +10,7 @@ _PALM = "Chowdhery et al. 2022 (PaLM) §4.1 and App. B"
 
 
 @formula(id="train.micro_batches", symbol="m", unit="micro-batches", expr="B / (D_p·b)",
-         source="seed 000 §9: each data-parallel replica runs B/D_p sequences as m micro-batches of b")
+         source="Narayanan et al. 2021 (arXiv 2104.04473) §3.1 notation: m = B/(b·d) micro-batches of b sequences per pipeline, d = D_p data-parallel replicas")
 def micro_batches(*, B: int, D_p: int, b: int) -> float:
     return B / (D_p * b)
 
@@ -112,13 +112,13 @@ def utilization(*, F: float, t_step: float, n_GPU: int, F_peak: float) -> float:
 
 
 @formula(id="train.tokens_per_s", symbol="tok/s", unit="tokens/s", expr="B·s / t_step",
-         source="seed 000 §13: tokens per optimizer step over its time")
+         source="definition: the B·s tokens of one optimizer step over the step time")
 def tokens_per_s(*, B: int, s: int, t_step: float) -> float:
     return B * s / t_step
 
 
 @formula(id="train.days", symbol="t_train", unit="days", expr="T_train / tok_s / 86400",
-         source="seed 000 §13: T_train tokens at the step's throughput")
+         source="definition: T_train tokens at the step's throughput, 86,400 s per day")
 def days(*, T_train: float, tok_s: float) -> float:
     return T_train / tok_s / 86400
 
@@ -159,8 +159,8 @@ def workspace(*, N_chunk: int, d: int, d_ff: int, T_p: int, b_a: int, N_seq: int
 
 
 @formula(id="serve.max_batch", symbol="B_max", unit="sequences", expr="⌊(M_HBM − M_w − M_act − M_reserve) / M_KV_GPU⌋",
-         source="seed 000 §11: sequences whose paged KV cache fits beside weights, workspace and reserve "
-                "(vLLM sizes its KV pool this way)")
+         source="Kwon et al. 2023 (vLLM, PagedAttention): sequences whose paged KV cache fits beside weights, "
+                "workspace and reserve (vLLM sizes its KV block pool from what profiling leaves free)")
 def max_batch(*, M_HBM: float, M_w: float, M_act: float, M_reserve: float, M_KV_GPU: float) -> int:
     room = M_HBM - M_w - M_act - M_reserve
     return int(room // M_KV_GPU) if room > 0 else 0
@@ -174,7 +174,8 @@ def max_context(*, L_max: int, L_fit: int) -> int:
 
 
 @formula(id="serve.tpot", symbol="TPOT", unit="s", expr="(k_draft·t_draft + t_step) / E_tokens",
-         source="seed 000 §13 (time per output token = one decode step of all B sequences); speculative decoding: "
+         source="Pope et al. 2022 (decode latency: each generated token costs one step over all B sequences); "
+                "speculative decoding: "
                 "k_draft draft steps and one verification of k + 1 tokens yield E[tokens] = (1 − α^(k+1))/(1 − α) "
                 "(Leviathan et al. 2023 §3.3); without a draft k_draft = 0, E = 1")
 def tpot(*, k_draft: int, t_draft: float, t_step: float, E_tokens: float) -> float:
@@ -197,6 +198,6 @@ def serve_tokens_per_s(*, D_p: int, B: int, TPOT: float) -> float:
 
 
 @formula(id="serve.phi_cache", symbol="φ_cache", unit="fraction", expr="M_KV / M_HBM",
-         source="seed 000 §11: the share of device memory the KV cache takes")
+         source="definition: the share of device memory the KV cache takes")
 def phi_cache(*, M_KV: float, M_HBM: float) -> float:
     return M_KV / M_HBM

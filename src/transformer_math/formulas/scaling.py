@@ -32,7 +32,8 @@ def n_rule_of_thumb(*, C: float) -> float:
 
 
 @formula(id="scaling.gpu_hours", symbol="GPU_h", unit="GPU-hours", expr="C / (MFU·F_peak) / 3600",
-         source="C = 6·N·D (Kaplan et al. 2020 §2.1; Hoffmann et al. 2022 §3.3) over the achieved FLOP/s MFU·F_peak; MFU as PaLM §4.1 defines it")
+         source="C = 6·N·D (Kaplan et al. 2020 §2.1; Hoffmann et al. 2022 §3.3) over the achieved FLOP/s MFU·F_peak; "
+                "MFU as PaLM §4.1 defines it")
 def gpu_hours(*, C: float, MFU: float, F_peak: float) -> float:
     return C / (MFU * F_peak) / 3600
 
