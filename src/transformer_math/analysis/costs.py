@@ -102,7 +102,7 @@ def _roofline(hw: HardwareSpec, eff: Efficiency, *, layer: str, name: str, kind:
 
 def experts_touched(E: int, e: int, tokens: float) -> float:
     """Expected distinct experts a batch of tokens routes to (uniform routing): E·(1 - (1 - e/E)^tokens)."""
-    return E * (1 - (1 - e / E) ** tokens)
+    return float(E * (1 - (1 - e / E) ** tokens))
 
 
 def _dtype_group(name: str) -> str:

@@ -31,7 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from transformer_math.config.spec import ModelSpec
-from transformer_math.units import GGUF_TYPES, DType, parse_dtype
+from transformer_math.units import GGUF_TYPES as GGUF_TYPES
+from transformer_math.units import DType, parse_dtype
 
 # llama_ftype_get_default_type (src/llama-quant.cpp): the type a scheme gives every tensor its rules leave alone.
 SCHEMES = {"q3_k_m": "q3_k", "q4_k_s": "q4_k", "q4_k_m": "q4_k", "q5_k_s": "q5_k", "q5_k_m": "q5_k",

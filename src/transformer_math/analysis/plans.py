@@ -83,7 +83,7 @@ class _Result:
 
     @property
     def fits(self) -> bool:
-        return self.plan.fits
+        return bool(self.plan.fits)
 
     def explain(self, key: str) -> str:
         return _explain(self.plan.quantities, key, self._prefix)
@@ -233,7 +233,10 @@ class TrainResult(_Result):
     def to_dict(self) -> dict[str, Any]:
         p, L, w = self.plan, self.plan.layout, self.plan.workload
         ok, q = p.fits, p.quantities
-        get = lambda k: q[k].value if k in q else 0.0  # noqa: E731 (a zero term is dropped from its sum)
+
+        def get(k: str) -> Any:
+            return q[k].value if k in q else 0.0  # a zero term is dropped from its sum
+
         memory = {k: int(get(f"memory.{k}")) for k in ("weights", "gradients", "optimizer", "activations", "reserve")}
         time = {k: get(f"time.{k}") for k in ("compute", "tp", "cp", "ep", "pp")}
         time_step = {"microbatches": p["train.micro_batches"] * p["time.microbatch"], "bubble": get("train.bubble"),
@@ -396,12 +399,12 @@ def _train_suggestions(s: ModelSpec, ref: str, hw: HardwareSpec, L: Layout, w: W
                 rows, _, _ = search_layouts(s, hw, w, gpus=n, eff=eff, top=3 - len(out), time_limit_s=left)
             except TmathError:  # out of time: the suggestions so far
                 break
-            for r in rows:
+            for row in rows:
                 out.append(Suggestion(change=f"layout search on {n} GPUs", command=train_command(
-                    ref, hw.id, r.layout, w, tokens=tokens, price=price),
-                    memory_per_gpu_bytes=int(r.values["memory.per_gpu"]),
-                    values={"step_time_s": r.values["train.step_time"], "mfu": r.values["train.mfu"],
-                            "tokens_per_s": r.values["train.tokens_per_s"]}))
+                    ref, hw.id, row.layout, w, tokens=tokens, price=price),
+                    memory_per_gpu_bytes=int(row.values["memory.per_gpu"]),
+                    values={"step_time_s": row.values["train.step_time"], "mfu": row.values["train.mfu"],
+                            "tokens_per_s": row.values["train.tokens_per_s"]}))
             if len(out) >= 3:
                 break
     return out

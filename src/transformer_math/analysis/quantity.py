@@ -73,7 +73,7 @@ class Quantity:
             yield from c.walk()
 
 
-def q(key: str, fn: Callable[..., int], *, symbol: str | None = None, count: int = 1, note: str = "",
+def q(key: str, fn: Callable[..., int | float], *, symbol: str | None = None, count: int = 1, note: str = "",
       **inputs: Any) -> Quantity:
     """Evaluate one registered formula (times `count` identical copies) into a Quantity."""
     meta = REGISTRY[fn.formula_id]  # type: ignore[attr-defined]

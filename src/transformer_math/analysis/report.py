@@ -104,7 +104,9 @@ class Report:
         """Per layer kind: (operation, output shape, FLOPs) for prefill of B×L tokens and one decode step."""
         out: dict[str, list[dict[str, Any]]] = {}
         for layer, n in self.spec.layer_kinds:
-            for phase, kw in (("prefill", dict(T=self.context)), ("decode", dict(T=1, L=self.context, decode=True))):
+            phases: tuple[tuple[str, dict[str, Any]], ...] = (
+                ("prefill", {"T": self.context}), ("decode", {"T": 1, "L": self.context, "decode": True}))
+            for phase, kw in phases:
                 ops = fl.layer_ops(self.spec, layer, B=self.batch, attention=self.conventions.attention, **kw)
                 out[f"{phase} {layer.kind} ×{n}"] = [
                     {"op": op.name, "shape": list(op.shape), "flops": op.flops.value,

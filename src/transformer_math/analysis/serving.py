@@ -109,7 +109,7 @@ class ServePlan:
 
     @property
     def fits(self) -> bool:
-        return self["memory.over"] <= 0
+        return bool(self["memory.over"] <= 0)
 
 
 def validate(s: ModelSpec, L: ServeLayout, w: ServeWorkload) -> None:
@@ -147,7 +147,7 @@ def kv_tokens(s: ModelSpec, L: int, *, block: int = 16) -> int:
 
 
 def kv_bytes_per_sequence(s: ModelSpec, L: int, kv: DType, *, block: int = 16) -> int:
-    return fl.kv_per_sequence(n_blk=kv_tokens(s, L, block=block), b_kv=kv.bytes_per_element)
+    return fl.kv_per_sequence(n_blk=kv_tokens(s, L, block=block), b_kv=float(kv.bytes_per_element))
 
 
 def _kv_sharding(s: ModelSpec, tp: int) -> tuple[int, int]:
@@ -186,8 +186,8 @@ def _step(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, L: ServeLayout, w: Se
         ops.append(OpCost("comm", "ep.all_to_all ×2/moe layer", "comm", 2 * model.n_moe_layers, 0.0, 0.0, 0.0, 0.0, 0.0,
                           0.0, t, {"formula": f"t_1: all-to-all of S = {size:,} bytes over E_p = {ep} (comm.all_to_all)"}))
     if eff.step_overhead_s or eff.step_overhead_per_seq_s:
-        x = dict(t_0=eff.step_overhead_s, t_seq=eff.step_overhead_per_seq_s, B=B, t_gpu=total_time(ops),
-                 a=int(eff.async_cpu))
+        x: dict[str, Any] = dict(t_0=eff.step_overhead_s, t_seq=eff.step_overhead_per_seq_s, B=B,
+                                 t_gpu=total_time(ops), a=int(eff.async_cpu))
         ops.append(OpCost("engine", "step_overhead", "overhead", 1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                           fl.engine_overhead(**x), x))
     return ops
@@ -310,7 +310,7 @@ def _max_context(s: ModelSpec, hw: HardwareSpec, L: ServeLayout, w: ServeWorkloa
 
     def fits(n: int) -> bool:
         book = Book(explain=False)
-        return _memory(book, s, hw, L, w, B=w.batch, ctx=n) <= hw.memory_bytes
+        return bool(_memory(book, s, hw, L, w, B=w.batch, ctx=n) <= hw.memory_bytes)
 
     return q("serve.max_context", fl.max_context, L_max=s.max_context, L_fit=_largest(fits, s.max_context))
 
