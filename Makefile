@@ -1,4 +1,5 @@
-# `make demo`: fresh venv, install, analyze a shipped preset.  `make test`: install with the test extra, run every test.
+# `make demo`: fresh venv, install, analyze a shipped preset.  `make test`: install with the test extra; lint (ruff),
+# types (mypy), then every test.
 PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -14,6 +15,8 @@ test: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/python scripts/gen_symbols_doc.py --check
+	$(BIN)/ruff check
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 bench: $(BIN)/python

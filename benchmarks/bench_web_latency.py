@@ -36,7 +36,8 @@ OBSERVE = """() => {
       b.last = t;
       if (el && el.closest("#cards, #serve, #train, #comparison")) b.lastNum = t;
     }
-  }).observe(document.getElementById("results"), {subtree: true, childList: true, characterData: true, attributes: true});
+  }).observe(document.getElementById("results"),
+             {subtree: true, childList: true, characterData: true, attributes: true});
 }"""
 
 EDIT = """async ([id, value, quiet, max]) => {

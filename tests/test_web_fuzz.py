@@ -1,7 +1,7 @@
 """Fuzz the API from its OpenAPI schema (schemathesis, in-process ASGI, bounded): no request gets a 5xx, and every
 answer is one the schema documents — its status code, its content type and its body (ErrorBody for errors).
 
-TMATH_FUZZ_EXAMPLES sets the examples per operation (default 400: about 30 s for the 8 operations on 2 cores);
+TMATH_FUZZ_EXAMPLES sets the examples per operation (default 400: about 60 s for the 9 operations on 2 cores);
 benchmarks/soak_web.py --fuzz runs ≥ 10^4 requests in total.
 """
 
