@@ -16,7 +16,9 @@ pytestmark = pytest.mark.torch
 #   Gemma: RoPE tables of two bases (local/global) vary in length   (≤ 0.002 %)
 #   Gemma 2/3: the 2-byte bf16 embedding scale √d the embedding output is multiplied by (not counted)
 #   Mixtral, gpt-oss: small router temporaries                       (≤ 0.001 %)
-#   DeepSeek-V3: its sigmoid router's group-limited top-k keeps more (≈ 0.013 %)
+#   DeepSeek-V3: its group-limited top-k saves tensors (group top-2 values, group ids, the bool expert mask) on
+#     a branch the loss never reaches; they are freed within the layer, and the measurement's storage dedup
+#     then counts later saved tensors that reuse their storage once (≈ 0.013 %, varying by layer)
 TOLERANCE = {"deepseek-v3": 2e-4, "gemma-3-4b": 2e-5, "gemma-3-12b": 2e-5}
 
 
