@@ -11,6 +11,10 @@ from transformer_math.config.spec import LayerSpec, ModelSpec
 from transformer_math.formulas import memory as f
 from transformer_math.units import DType
 
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
+if TYPE_CHECKING:
+    from typing import Any
+
 RECOMPUTE = ("none", "selective", "full")
 
 
@@ -94,7 +98,7 @@ def kv_cache_bytes(s: ModelSpec, *, B: int, L: int, kv: DType) -> Quantity:
 #    divides (c_sum = 4, c_topv = 4 per e), per routed copy the top-e id, the two sort permutations, the
 #    inverse permutation (4×8) and the bf16 routing weight (2; fp32, +c_w32 = 2, from a router kept in fp32):
 #    c_e = 32 + 4 + 2 = 38.
-PROFILES = {
+PROFILES: dict[str, dict[str, Any]] = {
     "eager": dict(pre=(8, 4, 0), post=(8, 4, 0), layernorm=(4, 8, 0), qk=(6, 4, 0), expand_kv=True, c_s=6,
                   c_cap=2, k_sink=0, c_lse=0, gated=8, plain=10, c_E=4, c_e=38, c_sum=4, c_topv=4, c_w32=2,
                   norm_in=0, c_pos=4),
@@ -108,7 +112,7 @@ PROFILES = {
 # GPT-2's softmax runs in bf16. OLMo-2's norms multiply the weight in fp32 (modeling_olmo2.py Olmo2RMSNorm: the
 # fp32 input and the fp32 normalized rows, 4+4, +2 for the bf16 output a linear reads) and its RoPE tables stay
 # fp32 (c_pos = 8).
-EAGER_FAMILY = {
+EAGER_FAMILY: dict[str, dict[str, Any]] = {
     "gemma3": dict(pre=(10, 4, 4), post=(8, 4, 4), qk=(8, 4, 4)),
     "gemma2": dict(pre=(10, 4, 4), post=(8, 4, 4)),  # Gemma2RMSNorm: as Gemma 3's
     "olmo2": dict(pre=(10, 4, 0), post=(8, 4, 0), qk=(8, 4, 0), c_pos=8),
@@ -118,7 +122,7 @@ EAGER_FAMILY = {
 }
 
 
-def _norm(s: ModelSpec, p: dict, kind: str, *, B: int, T: int, n: int, w: int, key: str, count: int,
+def _norm(s: ModelSpec, p: dict[str, Any], kind: str, *, B: int, T: int, n: int, w: int, key: str, count: int,
           shared: bool = False) -> Quantity:
     """`shared`: the norm reads the tensor another norm already keeps (a parallel block's MLP norm)."""
     c_n, c_r, c_w = p["layernorm" if s.norm == "layernorm" else kind]
@@ -127,7 +131,7 @@ def _norm(s: ModelSpec, p: dict, kind: str, *, B: int, T: int, n: int, w: int, k
     return q(key, f.norm_activation_bytes, count=count, B=B, T=T, n_norm=n, c_n=c_n, w=w, c_r=c_r, c_w=c_w)
 
 
-def _layer(s: ModelSpec, layer: LayerSpec, p: dict, *, B: int, T: int, n: int, recompute: str) -> list[Quantity]:
+def _layer(s: ModelSpec, layer: LayerSpec, p: dict[str, Any], *, B: int, T: int, n: int, recompute: str) -> list[Quantity]:
     h_q, d_h = s.n_heads, s.head_dim
     n_pre = 0 if s.norm_placement == "post" else min(2, s.norms_per_layer)
     out = []
@@ -191,7 +195,7 @@ def activation_bytes(s: ModelSpec, *, B: int, T: int, recompute: str = "none", p
     Full recompute keeps only each layer's input, B·T·d·2 bytes (Korthikanti et al. 2022 §5); selective
     recompute drops the T×T attention matrices and recomputes them in backward.
     """
-    p = PROFILES[profile] | (EAGER_FAMILY.get(s.family, {}) if profile == "eager" else {})
+    p: dict[str, Any] = {**PROFILES[profile], **(EAGER_FAMILY.get(s.family, {}) if profile == "eager" else {})}
     parts = []
     for layer, n in s.layer_kinds:
         name = f"layers[{layer.kind}]×{n}"
