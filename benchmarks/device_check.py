@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import statistics
 import subprocess
@@ -73,15 +74,15 @@ def serve_rows(gpu: str, group: str, facts: str, quick: bool = False) -> list[di
     with torch.inference_mode():
         for B, T in ((1, 64),) if quick else ((1, 512), (1, 2048), (1, 8192), (8, 2048)):
             ids = torch.randint(0, V, (B, T), device=DEV)
-            t = _timed(lambda: m(ids, use_cache=True))
+            t = _timed(functools.partial(m, ids, use_cache=True))
             rows.append(dict(base, id=f"{group}-prefill-b{B}-t{T}", scenario="prefill", batch=B, input_len=T,
                              output_len=1, metric="ttft_ms", value=round(1e3 * t, 3),
                              notes="one forward of B prompts with use_cache=True, median of 3 after a warm-up"))
         for B in (1,) if quick else (1, 16, 64):
             ids = torch.randint(0, V, (B, 512), device=DEV)
             kw = dict(do_sample=False, pad_token_id=0, eos_token_id=None)
-            t1 = _timed(lambda: m.generate(ids, max_new_tokens=1, min_new_tokens=1, **kw), reps=2)
-            t65 = _timed(lambda: m.generate(ids, max_new_tokens=65, min_new_tokens=65, **kw), reps=2)
+            t1 = _timed(functools.partial(m.generate, ids, max_new_tokens=1, min_new_tokens=1, **kw), reps=2)
+            t65 = _timed(functools.partial(m.generate, ids, max_new_tokens=65, min_new_tokens=65, **kw), reps=2)
             rows.append(dict(base, id=f"{group}-decode-b{B}-p512", scenario="decode", batch=B, input_len=512,
                              output_len=64, metric="tpot_ms", value=round(1e3 * (t65 - t1) / 64, 4),
                              notes="generate() greedy, 65 minus 1 new tokens over 64; dynamic cache, eager"))
@@ -98,7 +99,7 @@ def train_rows(gpu: str, group: str, facts: str, quick: bool = False) -> list[di
     for B, T in ((1, 64),) if quick else ((1, 2048), (4, 2048), (2, 8192)):
         ids = torch.randint(0, V, (B, T), device=DEV)
 
-        def step() -> None:
+        def step(ids: torch.Tensor = ids) -> None:
             loss = m(ids, labels=ids).loss
             loss.backward()
             opt.step()
@@ -155,9 +156,9 @@ def main() -> None:
     own = predictions(rows, a.profile) if a.profile else [float("nan")] * len(rows)
     print(f"{facts}\n{'row':44s} {'metric':22s} {'measured':>10s} {'shipped':>10s} {'err':>7s} {'calib.':>10s} "
           f"{'err':>7s}")
-    for r, p, c in zip(rows, shipped, own):
-        print(f"{r['id'][len(group) + 1:]:44s} {r['metric']:22s} {r['value']:10.2f} {p:10.2f} {p / r['value'] - 1:+7.1%}"
-              f" {c:10.2f} {c / r['value'] - 1:+7.1%}")
+    for r, p, c in zip(rows, shipped, own, strict=True):
+        print(f"{r['id'][len(group) + 1:]:44s} {r['metric']:22s} {r['value']:10.2f} {p:10.2f} "
+              f"{p / r['value'] - 1:+7.1%} {c:10.2f} {c / r['value'] - 1:+7.1%}")
     if a.out:
         with open(a.out, "w", encoding="utf-8") as f:
             json.dump({"about": f"measured by benchmarks/device_check.py on {facts}", "rows": rows,

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 
-from transformer_math.checks import published as v
 from transformer_math.analysis.train_search import search_layouts
 from transformer_math.analysis.training import Layout, Workload, plan_training
+from transformer_math.checks import published as v
 from transformer_math.errors import TmathError
 
 

@@ -16,8 +16,8 @@ import argparse
 import statistics
 from collections import defaultdict
 
-from transformer_math.checks import published as v
 from transformer_math.analysis.efficiency import band_for
+from transformer_math.checks import published as v
 from transformer_math.config.hardware import load_hardware
 
 
@@ -33,7 +33,8 @@ def _line(label: str, rows: list[v.Row], md: bool) -> str:
         return ""
     cells = [label, str(s["rows"]), f"{s['median_abs_error']:.1%}", f"{s['max_abs_error']:.1%}",
              f"{s['within_25pct'] / s['rows']:.0%}"]
-    return "| " + " | ".join(cells) + " |" if md else f"  {cells[0]:34s} {cells[1]:>5s} {cells[2]:>9s} {cells[3]:>9s} {cells[4]:>8s}"
+    return "| " + " | ".join(cells) + " |" if md else (f"  {cells[0]:34s} {cells[1]:>5s} {cells[2]:>9s} "
+                                                      f"{cells[3]:>9s} {cells[4]:>8s}")
 
 
 def main() -> None:
@@ -61,7 +62,8 @@ def main() -> None:
                 if line:
                     print(line)
     val = [r for r in rows if r.split == "validation"]
-    print("\n## band coverage (validation)" if md else "\nBAND COVERAGE (validation rows inside the calibration 10th–90th percentile band)")
+    print("\n## band coverage (validation)" if md else "\nBAND COVERAGE (validation rows inside the calibration "
+                                                       "10th–90th percentile band)")
     for kind in v.KINDS:
         mine = [r for r in val if r.kind == kind and r.scored]
         if mine:
@@ -71,7 +73,8 @@ def main() -> None:
     allv = [r for r in val if r.scored]
     print(f"{'- ' if md else '  '}all: {v.coverage(allv, lambda r: band_for(load_hardware(r.device), r.kind)):.0%} "
           f"of {len(allv)} rows")
-    print("\n## trends (validation)" if md else "\nTRENDS (validation pairs that differ in one thing: same direction measured and predicted)")
+    print("\n## trends (validation)" if md else "\nTRENDS (validation pairs that differ in one thing: same direction "
+                                                "measured and predicted)")
     for what in v.TREND_KEYS:
         same, total, wrong = v.trends(val, what)
         if total:

@@ -26,15 +26,16 @@ import sys
 from dataclasses import asdict, replace
 from typing import Any
 
-from transformer_math.checks import published as v
 from transformer_math.analysis.efficiency import ENGINE_FIELDS, MID, Efficiency, Engine, engine, list_engines
+from transformer_math.checks import published as v
 from transformer_math.config.hardware import list_hardware, load_hardware
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROFILES = os.path.join(HERE, "..", "src", "transformer_math", "presets", "efficiency")
 CLASSES = ("ampere", "hopper", "blackwell", "ada", "cdna3", "tpu")
-CLASS_PARAMS = {"gemm": (0.2, 0.98), "gemm_fp8": (0.2, 0.98), "attention": (0.1, 0.98), "moe_gemm": (0.05, 1.0), "moe_layer_s": (0.0, 0.01),
-                "overlap": (0.0, 1.0), "overlap_tp": (0.0, 0.95), "overlap_ep": (0.0, 0.95), "bw": (0.3, 0.98), "attention_bw": (0.2, 1.5), "gemm_rows_half": (4.0, 512.0)}
+CLASS_PARAMS = {"gemm": (0.2, 0.98), "gemm_fp8": (0.2, 0.98), "attention": (0.1, 0.98), "moe_gemm": (0.05, 1.0),
+                "moe_layer_s": (0.0, 0.01), "overlap": (0.0, 1.0), "overlap_tp": (0.0, 0.95), "overlap_ep": (0.0, 0.95),
+                "bw": (0.3, 0.98), "attention_bw": (0.2, 1.5), "gemm_rows_half": (4.0, 512.0)}
 ENGINE_PARAMS = {"step_overhead_s": (0.0, 0.02), "step_overhead_per_seq_s": (0.0, 5e-4)}
 FACTORS = (0.5, 0.65, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0)
 CAP = math.log(4)
@@ -128,15 +129,15 @@ def fit(state: State, calib: set[str], rounds: int = 3) -> None:
             only = lambda r, e=e: r["source_group"] in calib and v.ENGINES.get(r.get("engine", "")) == e  # noqa: E731
             if not state.rows(only):
                 continue
-            _descend(state, lambda: state.rows(only), lambda n: getattr(state.engines[e], n),
-                     lambda n, x: state.engines.__setitem__(e, replace(state.engines[e], **{n: x})), ENGINE_PARAMS,
-                     _engine_prior(e))
+            _descend(state, lambda only=only: state.rows(only), lambda n, e=e: getattr(state.engines[e], n),
+                     lambda n, x, e=e: state.engines.__setitem__(e, replace(state.engines[e], **{n: x})),
+                     ENGINE_PARAMS, _engine_prior(e))
         for c in CLASSES:  # one set of fractions per class, fitted on its training and serving rows together
             only = in_class(c)
             if not state.rows(only):
                 continue
-            _descend(state, lambda: state.rows(only), lambda n: getattr(state.classes[c], n),
-                     lambda n, x: state.classes.__setitem__(c, replace(state.classes[c], **{n: x})),
+            _descend(state, lambda only=only: state.rows(only), lambda n, c=c: getattr(state.classes[c], n),
+                     lambda n, x, c=c: state.classes.__setitem__(c, replace(state.classes[c], **{n: x})),
                      state.bounds[c], priors()[0][c])
 
 

@@ -48,7 +48,8 @@ def test_table_and_list(capsys):
 
 
 def test_import_does_not_load_torch():
-    code = "import sys, transformer_math as t; t.analyze('llama-3.1-8b'); print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = ("import sys, transformer_math as t; t.analyze('llama-3.1-8b'); "
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
 

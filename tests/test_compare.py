@@ -8,9 +8,9 @@ import json
 import pytest
 
 import transformer_math as tm
+from transformer_math.analysis.compare import KEYS, compare
 from transformer_math.analysis.report import Conventions
 from transformer_math.cli import main
-from transformer_math.analysis.compare import KEYS, compare
 from transformer_math.errors import TmathError
 
 MODELS = ["llama-3.1-8b", "qwen3-30b-a3b", "gemma-3-4b"]
@@ -24,7 +24,7 @@ def test_values_equal_analyze(workload):
     c = Conventions(attention="causal")
     rows = compare(MODELS, conventions=c, **workload)
     assert [r["model"] for r in rows] == MODELS and all(list(r) == list(KEYS) for r in rows)
-    for model, row in zip(MODELS, rows):
+    for model, row in zip(MODELS, rows, strict=True):
         report = tm.analyze(model, conventions=c, **workload)
         assert {k: row[k] for k in QUANTITIES} == {k: report.to_dict()[k] for k in QUANTITIES}
         s = report.spec

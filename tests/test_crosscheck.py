@@ -92,8 +92,8 @@ def test_decode_flops_exact(measured):
     (E-e extra per token), and HF's DeepSeek-V3 decompresses every cached latent each step (the naive
     form) where engines run the absorbed form, which is what we report.
     """
-    from transformer_math.checks import execution as cc
     from transformer_math.analysis.flops import forward_flops
+    from transformer_math.checks import execution as cc
 
     name, spec, T, _ = measured
     executed = cc.decode_flops(cc.build_meta(tm.load_preset(name)["config"]), batch=2, context=T)

@@ -7,7 +7,8 @@ pytestmark = pytest.mark.torch
 
 
 def _harness():
-    """tests/execution/pipeline.py, whether tests/ (plain `pytest`) or the repo root (`python -m pytest`) is on sys.path."""
+    """tests/execution/pipeline.py, whether tests/ (plain `pytest`) or the repo root (`python -m pytest`) is on
+    sys.path."""
     torch = pytest.importorskip("torch")
     if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
         pytest.skip("torch.distributed with gloo is not available")

@@ -11,7 +11,8 @@ REPLICATED = ("layernorm.weight", "norm.weight", "mlp.gate.weight", "q_a_proj.we
 
 
 def _harness():
-    """tests/execution/sharding.py, whether tests/ (plain `pytest`) or the repo root (`python -m pytest`) is on sys.path."""
+    """tests/execution/sharding.py, whether tests/ (plain `pytest`) or the repo root (`python -m pytest`) is on
+    sys.path."""
     try:
         from tests.execution import sharding
     except ModuleNotFoundError:

@@ -192,7 +192,8 @@ def test_serve_and_train_json_keys(capsys):
 
 
 def test_perf_cli_errors(capsys):
-    for argv in (["serve", "llama-3.1-8b", "--gpu", "h101"], ["serve", "llama-3.1-8b", "--gpu", "h100-sxm", "--tp", "3"],
+    for argv in (["serve", "llama-3.1-8b", "--gpu", "h101"],
+                 ["serve", "llama-3.1-8b", "--gpu", "h100-sxm", "--tp", "3"],
                  ["train", "llama-3.1-8b", "--gpu", "h100-sxm", "--gpus", "8", "--tp", "3", "--global-batch", "8"],
                  ["serve", "qwen3-30b-a3b", "--gpu", "h100-sxm", "--ep", "4"],
                  ["serve", "llama-3.1-8b", "--gpu", "h100-sxm", "--ep", "2"],

@@ -21,6 +21,7 @@ from transformer_math.units import parse_dtype
 
 BF16 = parse_dtype("bf16")
 PRESETS = tm.list_presets()
+PRESET_NAMES = st.sampled_from(PRESETS)
 models = st.sampled_from(["llama-3.2-3b", "qwen3-8b", "gemma-3-4b", "gpt-oss-20b", "mixtral-8x7b", "deepseek-v3"])
 gpus = st.sampled_from(["a100-80gb", "h100-sxm", "l40s", "mi300x"])
 fast = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -60,7 +61,7 @@ def test_experts_touched_bounds(E, e, tokens):
 
 
 @st.composite
-def layouts(draw, names=st.sampled_from(PRESETS)):
+def layouts(draw, names=PRESET_NAMES):
     """A valid layout and workload of a preset (anything validate() refuses is skipped)."""
     s = tm.load_model(draw(names))
     pow2 = lambda hi: st.sampled_from([x for x in (1, 2, 4, 8, 16) if x <= hi])  # noqa: E731

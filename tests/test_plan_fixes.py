@@ -8,9 +8,9 @@ import pytest
 import transformer_math as tm
 from transformer_math.analysis.flops import forward_flops
 from transformer_math.analysis.params import by_group, params_breakdown
+from transformer_math.checks.measurements import gpt_spec
 from transformer_math.cli import main
 from transformer_math.config.hardware import load_hardware
-from transformer_math.checks.measurements import gpt_spec
 
 
 # 1. MoE MFU counts the parameters a token touches (was 315 % for this Mixtral layout, 600–900 % for DeepSeek-V3)
@@ -54,7 +54,8 @@ def test_quantization_scope():
     s = tm.load_model("qwen3-32b")
     g = by_group(params_breakdown(s))
     linear = g["attention"] + g["mlp"]
-    assert r.plan["memory.weights"] == math.ceil(linear * 33 / 64) + 2 * (g["embedding"] + g["lm_head"]) + 2 * g["norms"]
+    assert r.plan["memory.weights"] == (math.ceil(linear * 33 / 64) + 2 * (g["embedding"] + g["lm_head"])
+                                        + 2 * g["norms"])
     assert 17.5 * 2**30 < r.plan["memory.weights"] < 18.5 * 2**30
     assert not r.fits and r.to_dict()["weight_dtype_meaning"].startswith("attention, mlp")
     everything = tm.serve("qwen3-32b", "rtx-4090", weight_dtype="*=int4", prompt=8192, gen=1, suggest=False)
@@ -157,7 +158,8 @@ def test_lora_step_flops_equal_execution():
     att = sum(c.value for layer in fwd.children for c in layer.children if "scores" in c.key or "values" in c.key)
     P_lora = tm.train(config, "h100-sxm", gpus=1, global_batch=B, seq=T, finetune="lora", lora_rank=4,
                       lora_targets=",".join(targets)).plan.trainable_params
-    assert counter.get_total_flops() == model_flops(k_bwd=1, F_lin=fwd.value - att, F_att=att, F_adapt=2 * B * T * P_lora)
+    assert counter.get_total_flops() == model_flops(k_bwd=1, F_lin=fwd.value - att, F_att=att,
+                                                    F_adapt=2 * B * T * P_lora)
 
 
 # 9. A plan that does not fit reports what is over, by how much, and the nearest changes that fit (exit status 3)

@@ -178,7 +178,8 @@ def test_cli_example(ex: Example, tmp_path):
         try:
             pos = real.index(line, pos) + 1
         except ValueError:
-            pytest.fail(f"README.md:{ex.line}: `{ex.command}` does not print this shown line:\n{line}\n--- it prints:\n{stdout}")
+            pytest.fail(f"README.md:{ex.line}: `{ex.command}` does not print this shown line:\n{line}\n"
+                        f"--- it prints:\n{stdout}")
 
 
 # --- the Python API block ------------------------------------------------------------------------------------
@@ -189,7 +190,8 @@ _ELLIPSIS_COMMENT = re.compile(r"^#\s*(?P<pattern>.*\.\.\..*)$")
 
 
 def _python_blocks() -> list[tuple[int, str]]:
-    return [(start, "\n".join(body)) for lang, start, body in _blocks(README.read_text(encoding="utf-8")) if lang == "python"]
+    return [(start, "\n".join(body)) for lang, start, body in _blocks(README.read_text(encoding="utf-8"))
+            if lang == "python"]
 
 
 def _comments(src: str) -> dict[int, str]:
@@ -208,7 +210,8 @@ def _arith(expr: str) -> float:
     """Value of a comment's arithmetic such as `4·8192·32·2·8·128·1` (·, ×, * multiply)."""
     py = expr.replace("·", "*").replace("×", "*").replace("^", "**").replace(",", "")
     tree = ast.parse(py, mode="eval")
-    allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub)
+    allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow,
+               ast.USub)
     assert all(isinstance(n, allowed) for n in ast.walk(tree)), f"not plain arithmetic: {expr}"
     return eval(compile(tree, "<comment>", "eval"), {"__builtins__": {}})
 

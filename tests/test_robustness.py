@@ -13,8 +13,8 @@ BASE = tm.load_preset("llama-3.1-8b")["config"]
 PRESET_CONFIGS = [tm.load_preset(n)["config"] for n in tm.list_presets()]
 
 junk = st.one_of(st.none(), st.booleans(), st.integers(-10**13, 10**13), st.floats(allow_nan=True),
-                 st.text(max_size=5), st.lists(st.integers(-3, 3), max_size=3), st.dictionaries(st.text(max_size=3),
-                                                                                              st.integers(), max_size=2))
+                 st.text(max_size=5), st.lists(st.integers(-3, 3), max_size=3),
+                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 
 
 @st.composite

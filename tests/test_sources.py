@@ -10,7 +10,8 @@ import pytest
 
 from transformer_math.config.hardware import list_hardware, load_hardware
 
-PRESETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src", "transformer_math", "presets")
+PRESETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src", "transformer_math",
+                       "presets")
 HARDWARE = os.path.join(PRESETS, "hardware")
 DEVICE_CLASSES = {"ampere", "hopper", "blackwell", "ada", "cdna3", "tpu"}
 LOCAL = re.compile(r"/work/|/root/|/home/|/tmp/|\.\./shared|shared/data|[A-Za-z]:\\", re.IGNORECASE)

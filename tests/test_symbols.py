@@ -100,7 +100,7 @@ def test_markdown_table_has_one_row_per_symbol():
     assert lines[0].startswith("| symbol") and set(lines[1]) <= {"|", "-"}
     rows = lines[2:]
     assert len(rows) == len(SYMBOLS)
-    for row, sym in zip(rows, SYMBOLS):
+    for row, sym in zip(rows, SYMBOLS, strict=True):
         assert f"`{sym.code}`" in row and f"`{sym.ascii}`" in row
         assert row.count(" | ") == 4
 
@@ -108,7 +108,7 @@ def test_markdown_table_has_one_row_per_symbol():
 def test_text_table_has_one_row_per_symbol():
     lines = render_table("text").splitlines()
     assert len(lines) == 2 + len(SYMBOLS)
-    assert all(line.split()[0] == s.ascii for line, s in zip(lines[2:], SYMBOLS))
+    assert all(line.split()[0] == s.ascii for line, s in zip(lines[2:], SYMBOLS, strict=True))
     with pytest.raises(ValueError):
         render_table("html")
 

@@ -12,8 +12,8 @@ from dataclasses import replace
 import pytest
 
 import transformer_math as tm
-from transformer_math.checks import published as v
 from transformer_math.analysis.efficiency import band_for, efficiency_for, engine, list_engines
+from transformer_math.checks import published as v
 from transformer_math.config.hardware import load_hardware
 from transformer_math.errors import TmathError
 

@@ -8,8 +8,16 @@ from transformer_math.errors import TmathError
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from transformer_math.analysis.compare import compare
-    from transformer_math.analysis.plans import (ChinchillaResult, SearchResult, ServeResult, TrainResult, chinchilla,
-                                                 search, serve, train)
+    from transformer_math.analysis.plans import (
+        ChinchillaResult,
+        SearchResult,
+        ServeResult,
+        TrainResult,
+        chinchilla,
+        search,
+        serve,
+        train,
+    )
     from transformer_math.analysis.report import Conventions, Report, analyze
     from transformer_math.config import load_model
     from transformer_math.config.hf import spec_from_hf

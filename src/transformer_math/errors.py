@@ -22,7 +22,8 @@ def check_number(field: str, value: object, *, low: float, high: float, open_low
     ok = (not isinstance(value, bool) and isinstance(value, int | float) and value == value
           and (low < value if open_low else low <= value) and value <= high)
     if not ok:
-        raise TmathError(field, value, f"a number {'above' if open_low else 'from'} {low:g} {'and at most' if open_low else 'to'} {high:g}")
+        raise TmathError(field, value, f"a number {'above' if open_low else 'from'} {low:g} "
+                                       f"{'and at most' if open_low else 'to'} {high:g}")
     return float(value)  # type: ignore[arg-type]
 
 

@@ -176,7 +176,8 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("params_positions", "P_pos", r"P_{\text{pos}}", "parameters", _S10,
      "learned absolute position table (L_max×d, GPT-2)"),
     ("params_lm_head", "P_LM", r"P_{\text{LM}}", "parameters", _S10, "output head W_LM (d×V); 0 when tied to W_E"),
-    ("params_norm", "P_norm", r"P_{\text{norm}}", "parameters", _NORM, "gains (and biases) of the normalization layers"),
+    ("params_norm", "P_norm", r"P_{\text{norm}}", "parameters", _NORM,
+     "gains (and biases) of the normalization layers"),
     ("params_sinks", "P_sink", r"P_{\text{sink}}", "parameters", _ATT,
      "learned attention-sink logits, one per query head (gpt-oss)"),
     ("params_mlp", "P_mlp", r"P_{\text{mlp}}", "parameters", _S10, "dense MLP weights (and biases) of one layer"),
@@ -194,7 +195,8 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("shard_rows", "n_r", r"n_r", "elements", _PLAN, "rows of a split dimension that rank r holds (torch.chunk)"),
     ("stage_layers", "n_stage", r"n_{\text{stage}}", "layers", _PLAN, "decoder layers on one pipeline stage"),
     # FLOPs of operations, passes and steps.
-    ("linear_flops", "F_lin", r"F_{\text{lin}}", "FLOPs", _S12, "one linear layer over N_tok tokens: 2·N_tok·d_in·d_out"),
+    ("linear_flops", "F_lin", r"F_{\text{lin}}", "FLOPs", _S12,
+     "one linear layer over N_tok tokens: 2·N_tok·d_in·d_out"),
     ("score_flops", "F_QK", r"F_{QK^T}", "FLOPs", _S12, "attention scores QK^T over n_pairs query-key pairs"),
     ("value_flops", "F_AV", r"F_{AV}", "FLOPs", _S12, "attention output, the weights times V, over n_pairs pairs"),
     ("layer_flops", "F_layers", r"F_{\text{layers}}", "FLOPs", _S12,
@@ -213,7 +215,8 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
      "PaLM's estimate of a step: (6·P_active + attention term) per token, times B·s tokens"),
     ("train_compute", "C", r"C", "FLOPs", _SCALE, "total training compute of a run: C ≈ 6·N·D"),
     # Memory terms.
-    ("weights_gpu_bytes", "M_w", r"M_w", "bytes", _S11, "weight bytes on one GPU: each tensor group's M_param, sharded"),
+    ("weights_gpu_bytes", "M_w", r"M_w", "bytes", _S11,
+     "weight bytes on one GPU: each tensor group's M_param, sharded"),
     ("gpu_bytes", "M_GPU", r"M_{\text{GPU}}", "bytes", _S11,
      "memory of the fullest GPU: weights, gradients, optimizer states, activations or KV cache, and reserve"),
     ("reserve_bytes", "M_reserve", r"M_{\text{reserve}}", "bytes", _S11,
@@ -248,7 +251,8 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
      "time per output token: one decode step over all B sequences (speculative: per accepted token)"),
     ("step_time", "t_step", r"t_{\text{step}}", "s", _S13,
      "one step: a decode step of all B sequences (serving) or an optimizer step (training)"),
-    ("draft_step_time", "t_draft", r"t_{\text{draft}}", "s", _SERVE, "one decode step of the draft model (speculative)"),
+    ("draft_step_time", "t_draft", r"t_{\text{draft}}", "s", _SERVE,
+     "one decode step of the draft model (speculative)"),
     ("verify_step_time", "t_verify", r"t_{\text{verify}}", "s", _SERVE,
      "one target-model step that checks the k_draft drafted tokens"),
     ("engine_overhead", "t_cpu", r"t_{\text{cpu}}", "s", _SERVE, "CPU time per step that the engine does not hide"),
@@ -256,7 +260,8 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
      "roofline time of one operation: the slower of compute and memory, plus dequantization and launch"),
     ("ops_time", "t_ops", r"t_{\text{ops}}", "s", _S13, "time of a group of operations: the sum of their t_op"),
     # Training plan.
-    ("micro_batches", "m", r"m", "micro-batches", _PLAN, "micro-batches per optimizer step on each pipeline: B/(D_p·b)"),
+    ("micro_batches", "m", r"m", "micro-batches", _PLAN,
+     "micro-batches per optimizer step on each pipeline: B/(D_p·b)"),
     ("in_flight", "m_live", r"m_{\text{live}}", "micro-batches", _PLAN,
      "micro-batches whose activations a pipeline stage holds at its peak"),
     ("compute_time", "t_comp", r"t_{\text{comp}}", "s", _PLAN,
@@ -270,7 +275,8 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("cp_time", "t_CP", r"t_{\text{CP}}", "s", _PLAN, "context-parallel K/V exchange not hidden behind attention"),
     ("ep_time", "t_EP", r"t_{\text{EP}}", "s", _PLAN, "expert-parallel all-to-alls of one micro-batch"),
     ("pp_time", "t_PP", r"t_{\text{PP}}", "s", _PLAN, "pipeline sends and receives of one micro-batch"),
-    ("dp_time", "t_DP", r"t_{\text{DP}}", "s", _PLAN, "data-parallel communication of a step that overlap leaves exposed"),
+    ("dp_time", "t_DP", r"t_{\text{DP}}", "s", _PLAN,
+     "data-parallel communication of a step that overlap leaves exposed"),
     ("dp_total_time", "t_DP_all", r"t_{\text{DP,all}}", "s", _PLAN,
      "all data-parallel communication of a step: gradient reduction and FSDP gathers"),
     ("optimizer_time", "t_opt", r"t_{\text{opt}}", "s", _PLAN,
@@ -285,7 +291,8 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("collectives_time", "t_coll", r"t_{\text{coll}}", "s", _COMM, "n_coll collectives of one kind and size"),
     ("collective_time", "t_1", r"t_1", "s", _COMM, "one collective call (ring or tree cost model)"),
     ("all_reduce_time", "t_AR", r"t_{\text{AR}}", "s", _COMM, "one all-reduce of S bytes over n ranks"),
-    ("all_gather_time", "t_AG", r"t_{\text{AG}}", "s", _COMM, "one all-gather (or reduce-scatter) of S bytes over n ranks"),
+    ("all_gather_time", "t_AG", r"t_{\text{AG}}", "s", _COMM,
+     "one all-gather (or reduce-scatter) of S bytes over n ranks"),
     ("all_to_all_time", "t_A2A", r"t_{\text{A2A}}", "s", _COMM,
      "one all-to-all of S bytes over n ranks (MoE dispatch and combine)"),
     ("p2p_time", "t_p2p", r"t_{\text{p2p}}", "s", _COMM, "one point-to-point send (pipeline boundary, ring step)"),
@@ -344,6 +351,6 @@ def render_table(fmt: str = "text") -> str:
         return "\n".join(lines) + "\n"
     widths = [max(len(r[i]) for r in [_COLUMNS, *rows]) for i in range(len(_COLUMNS) - 1)]
     def line(r: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1]
+        return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
     out = [line(_COLUMNS), line(tuple("-" * w for w in widths) + ("-" * len(_COLUMNS[-1]),))]
     return "\n".join(out + [line(r) for r in rows]) + "\n"

@@ -94,10 +94,11 @@ GGUF_BLOCKS = (
     ("q5_k", 256, 176, 5, "block_q5_K: fp16 d, dmin + scales[12] + qh[32] + qs[128]"),
     ("q6_k", 256, 210, 6, "block_q6_K: ql[128] + qh[64] + scales[16] + fp16 d"),
 )
-GGUF_TYPES = {name: DType(name=name, bits=bits, group_size=g, block_bytes=size) for name, g, size, bits, _ in GGUF_BLOCKS}
+GGUF_TYPES = {name: DType(name=name, bits=bits, group_size=g, block_bytes=size)
+              for name, g, size, bits, _ in GGUF_BLOCKS}
 _BASE.update(GGUF_TYPES)
-_ALIASES = {"f32": "fp32", "f16": "fp16", "float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float": "fp32",
-            "float8": "fp8", "fp8_e4m3": "fp8", "e4m3": "fp8", "fp8_e5m2": "fp8"}
+_ALIASES = {"f32": "fp32", "f16": "fp16", "float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16",
+            "float": "fp32", "float8": "fp8", "fp8_e4m3": "fp8", "e4m3": "fp8", "fp8_e5m2": "fp8"}
 _PATTERN = re.compile(r"^(int4|int8|nf4|mxfp4|fp8)(?:-g(\d+))?(-zp)?$")
 
 DTYPE_NAMES = tuple(_BASE)

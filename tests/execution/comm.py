@@ -64,8 +64,9 @@ import contextlib
 import dataclasses
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -244,7 +245,7 @@ class CommRecorder(TorchDispatchMode):
         name = max(names, key=lambda n: (n.count("."), self._seq.get(n, 0)))
         return name.split(".", 1)[1] if "." in name else "<root>"
 
-    def __enter__(self) -> "CommRecorder":
+    def __enter__(self) -> CommRecorder:
         if self._root is None:
             self._tracker.__enter__()  # global module hooks
         else:
@@ -532,8 +533,7 @@ def tp_plan(seq_parallel: bool, loss_parallel: bool, n_layers: int, prepare_inpu
     PrepareModuleInput(Replicate -> Replicate) so q/k/v (gate/up) share ONE DTensor input.
     """
     from torch.distributed.tensor import Replicate, Shard
-    from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, RowwiseParallel,
-                                                   SequenceParallel)
+    from torch.distributed.tensor.parallel import ColwiseParallel, PrepareModuleInput, RowwiseParallel, SequenceParallel
 
     sp = Shard(1) if seq_parallel else Replicate()
     plan: dict[str, Any] = {
@@ -753,7 +753,8 @@ class RingAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout):
         from torch.distributed.tensor.experimental._context_parallel._attention import (
-            _templated_ring_attention_backward)
+            _templated_ring_attention_backward,
+        )
 
         q, k, v, out, lse = ctx.saved_tensors
         dq, dk, dv = _templated_ring_attention_backward(
@@ -850,7 +851,8 @@ def report() -> str:
         ("1a TP no-SP, T=2 (logits gathered)", P(case_tp, 2)),
         ("1b TP no-SP, T=4", P(case_tp, 4)),
         ("1c TP no-SP + loss_parallel, T=2", P(case_tp, 2, loss_parallel=True)),
-        ("1d TP no-SP + PrepareModuleInput(Replicate->Replicate) on self_attn/mlp, T=2", P(case_tp, 2, prepare_input=True)),
+        ("1d TP no-SP + PrepareModuleInput(Replicate->Replicate) on self_attn/mlp, T=2",
+         P(case_tp, 2, prepare_input=True)),
         ("1e TP no-SP, HF LlamaForCausalLM, T=2", P(case_tp, 2, hf=True)),
         ("2a TP + SP, T=2 (+ SGD step, phase opt)", P(case_tp, 2, True, opt_step=True)),
         ("2b TP + SP, T=4", P(case_tp, 4, True)),

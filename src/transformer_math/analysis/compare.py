@@ -1,7 +1,8 @@
 """Several models side by side under one workload — shape, parameters, memory, FLOPs.
 
 compare() is pure: it calls analyze() once per model and returns one flat dict per model with stable keys and
-raw numbers (bytes, FLOPs, counts as integers). The shell (`tmath compare`: a table, --json, --csv) is cli/compare.py."""
+raw numbers (bytes, FLOPs, counts as integers). The shell (`tmath compare`: a table, --json, --csv) is
+cli/compare.py."""
 
 from __future__ import annotations
 

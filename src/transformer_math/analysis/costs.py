@@ -194,7 +194,8 @@ def layer_costs(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: E
     out = []
     keys = cached_tokens(layer, L) + 1 if decode else T * cp
     linear_ops = layer_ops(s, layer, B=B, T=T, L=L, decode=decode)
-    attention_ops = linear_ops if decode else layer_ops(s, layer, B=B, T=T * cp, attention="causal" if flash else "dense")
+    attention_ops = linear_ops if decode else layer_ops(s, layer, B=B, T=T * cp,
+                                                        attention="causal" if flash else "dense")
     bf16 = hw.peak("bf16")
     for op in linear_ops:
         x = op.flops.inputs

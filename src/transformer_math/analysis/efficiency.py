@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from functools import lru_cache
+from functools import cache
 
 from transformer_math.errors import TmathError
 
@@ -134,7 +134,7 @@ def efficiency_from_dict(d: Mapping[str, Any], *, name: str, where: str) -> Effi
     return replace(Efficiency(), name=name, **out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def device_profile(device_class: str) -> tuple[Efficiency, Mapping[str, Band]]:
     """The fitted profile of a device class (presets/efficiency/<class>.json) and its bands per figure kind."""
     from transformer_math.config.jsonfile import read_json_file
@@ -152,7 +152,7 @@ def list_engines() -> list[str]:
                   if n.endswith(".json"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def engine(name: str) -> Engine:
     from transformer_math.config.jsonfile import read_json_file
 

@@ -74,7 +74,8 @@ def kv_cache_bytes(s: ModelSpec, *, B: int, L: int, kv: DType) -> Quantity:
     for L_kv, n in by_tokens.items():
         name = "full" if L_kv == L else f"window(L_kv={L_kv})"
         if s.mla is None:
-            parts.append(q(name, f.kv_cache_bytes, B=B, L_kv=L_kv, n_layers=n, h_kv=s.n_kv_heads, d_h=s.head_dim, b_kv=b))
+            parts.append(q(name, f.kv_cache_bytes, B=B, L_kv=L_kv, n_layers=n, h_kv=s.n_kv_heads, d_h=s.head_dim,
+                           b_kv=b))
         else:
             parts.append(q(name, f.kv_cache_mla_bytes, B=B, L_kv=L_kv, n_layers=n, d_c=s.mla.kv_rank,
                            d_rope=s.mla.d_rope, b_kv=b))
@@ -86,8 +87,8 @@ def kv_cache_bytes(s: ModelSpec, *, B: int, L: int, kv: DType) -> Quantity:
 #    RMSNorm keeps an fp32 copy of its input, the rstd, the bf16 cast and the bf16 output a linear reads
 #    (4+2+2 = 8 per element, +4 per row); Gemma's norm computes all in fp32 (4+4+2 = 10; 8 after the
 #    block, whose output only a residual add reads) with an fp32 copy of the weight; LayerNorm keeps
-#    its input and the output a linear reads (2+2), mean and rstd (+8 per row). Attention keeps Q, K and V expanded to h_q
-#    heads by repeat_kv, and its output (2 bytes each); softmax keeps fp32 scores and their bf16 copy
+#    its input and the output a linear reads (2+2), mean and rstd (+8 per row). Attention keeps Q, K and V
+#    expanded to h_q heads by repeat_kv, and its output (2 bytes each); softmax keeps fp32 scores and their bf16 copy
 #    (4+2 = 6 per pair). A gated MLP keeps gate, up, act(gate) and the product (4×2 per d_ff); GPT-2's
 #    python gelu_new keeps five d_ff tensors (10). A soft-capped score (Gemma 2) adds tanh's bf16 output
 #    (c_cap = 2 per pair). RMSNorm's fp32 copy is its own tensor (norm_in = 0), so the two norms of a parallel
@@ -131,7 +132,8 @@ def _norm(s: ModelSpec, p: dict[str, Any], kind: str, *, B: int, T: int, n: int,
     return q(key, f.norm_activation_bytes, count=count, B=B, T=T, n_norm=n, c_n=c_n, w=w, c_r=c_r, c_w=c_w)
 
 
-def _layer(s: ModelSpec, layer: LayerSpec, p: dict[str, Any], *, B: int, T: int, n: int, recompute: str) -> list[Quantity]:
+def _layer(s: ModelSpec, layer: LayerSpec, p: dict[str, Any], *, B: int, T: int, n: int,
+           recompute: str) -> list[Quantity]:
     h_q, d_h = s.n_heads, s.head_dim
     n_pre = 0 if s.norm_placement == "post" else min(2, s.norms_per_layer)
     out = []

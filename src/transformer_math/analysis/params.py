@@ -27,9 +27,12 @@ def layer_params(s: ModelSpec, layer: LayerSpec, n: int) -> list[Quantity]:
     d, h_q, h_kv, d_h = s.d_model, s.n_heads, s.n_kv_heads, s.head_dim
     out: list[Quantity] = []
     if s.mla is None:
-        out += [q("attention.q_proj", f.linear_params, symbol="P_WQ", count=n, d_in=d, d_out=h_q * d_h, bias=s.qkv_bias),
-                q("attention.k_proj", f.linear_params, symbol="P_WK", count=n, d_in=d, d_out=h_kv * d_h, bias=s.qkv_bias),
-                q("attention.v_proj", f.linear_params, symbol="P_WV", count=n, d_in=d, d_out=h_kv * d_h, bias=s.qkv_bias),
+        out += [q("attention.q_proj", f.linear_params, symbol="P_WQ", count=n, d_in=d, d_out=h_q * d_h,
+                  bias=s.qkv_bias),
+                q("attention.k_proj", f.linear_params, symbol="P_WK", count=n, d_in=d, d_out=h_kv * d_h,
+                  bias=s.qkv_bias),
+                q("attention.v_proj", f.linear_params, symbol="P_WV", count=n, d_in=d, d_out=h_kv * d_h,
+                  bias=s.qkv_bias),
                 q("attention.o_proj", f.linear_params, symbol="P_WO", count=n, d_in=h_q * d_h, d_out=d, bias=s.o_bias)]
         if s.qk_norm and s.qk_norm_span == "all":  # OLMo-2: one scale per feature of all heads' q and k
             out += [q("attention.q_norm", f.norm_params, count=n, n_norm=1, k_norm=1, w=h_q * d_h),
@@ -40,9 +43,11 @@ def layer_params(s: ModelSpec, layer: LayerSpec, n: int) -> list[Quantity]:
         m = s.mla
         qk = h_q * (m.d_nope + m.d_rope)
         if m.q_rank:
-            out += [q("attention.q_a_proj", f.linear_params, symbol="P_WDQ", count=n, d_in=d, d_out=m.q_rank, bias=s.qkv_bias),
+            out += [q("attention.q_a_proj", f.linear_params, symbol="P_WDQ", count=n, d_in=d, d_out=m.q_rank,
+                      bias=s.qkv_bias),
                     q("attention.q_a_norm", f.norm_params, count=n, n_norm=1, k_norm=1, w=m.q_rank),
-                    q("attention.q_b_proj", f.linear_params, symbol="P_WUQ", count=n, d_in=m.q_rank, d_out=qk, bias=False)]
+                    q("attention.q_b_proj", f.linear_params, symbol="P_WUQ", count=n, d_in=m.q_rank, d_out=qk,
+                      bias=False)]
         else:
             out.append(q("attention.q_proj", f.linear_params, symbol="P_WQ", count=n, d_in=d, d_out=qk, bias=False))
         out += [q("attention.kv_a_proj", f.linear_params, symbol="P_WDKV", count=n, d_in=d, d_out=m.kv_rank + m.d_rope,
@@ -50,7 +55,8 @@ def layer_params(s: ModelSpec, layer: LayerSpec, n: int) -> list[Quantity]:
                 q("attention.kv_a_norm", f.norm_params, count=n, n_norm=1, k_norm=1, w=m.kv_rank),
                 q("attention.kv_b_proj", f.linear_params, symbol="P_WUKV", count=n, d_in=m.kv_rank,
                   d_out=h_q * (m.d_nope + m.d_v), bias=False),
-                q("attention.o_proj", f.linear_params, symbol="P_WO", count=n, d_in=h_q * m.d_v, d_out=d, bias=s.o_bias)]
+                q("attention.o_proj", f.linear_params, symbol="P_WO", count=n, d_in=h_q * m.d_v, d_out=d,
+                  bias=s.o_bias)]
     if s.sinks:
         out.append(q("attention.sinks", f.sink_params, count=n, h_q=h_q))
     out.append(q("norms", f.norm_params, count=n, n_norm=s.norms_per_layer, k_norm=1 + (s.norm == "layernorm"), w=d))
@@ -108,8 +114,8 @@ def routed_expert_params(breakdown: Quantity) -> int:
 def active_params(s: ModelSpec, breakdown: Quantity, *, convention: str = "all") -> Quantity:
     """params.active — what one token touches: all but routed experts, plus e/E of those.
 
-    convention 'all' (docs/conventions.md; the DeepSeek-V3 report's): embedding and head counted; 'no_embedding' (gpt-oss card):
-    the embedding table is not counted (a lookup, not a matmul), the LM head is.
+    convention 'all' (docs/conventions.md; the DeepSeek-V3 report's): embedding and head counted; 'no_embedding'
+    (gpt-oss card): the embedding table is not counted (a lookup, not a matmul), the LM head is.
     """
     P, routed = int(breakdown.value), routed_expert_params(breakdown)
     e, E = (s.moe.experts_per_token, s.moe.n_experts) if s.moe else (1, 1)

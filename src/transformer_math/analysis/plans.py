@@ -137,7 +137,8 @@ def serve(model: Any, gpu: Any, *, tp: int = 1, dp: int = 1, ep: int = 1, batch:
           gen: int = 256, weight_dtype: str | Mapping[str, str] = "auto", kv_dtype: str = "bf16",
           engine: str = "vllm", block: int | None = None, act_dtype: str = "auto",
           draft: Any = None, draft_k: int = 4, acceptance: float = 0.7, shard_lm_head: bool = True,
-          gpu_memory_utilization: float = 0.9, efficiency: Efficiency | None = None, suggest: bool = True) -> ServeResult:
+          gpu_memory_utilization: float = 0.9, efficiency: Efficiency | None = None,
+          suggest: bool = True) -> ServeResult:
     """Serving plan of `model` on `gpu`: T_p GPUs per replica, D_p replicas, experts over E_p ranks; B sequences
     per replica with `prompt` + `gen` tokens, served by `engine` (its KV block size unless `block` is given).
     See analysis/serving.py."""
@@ -155,8 +156,9 @@ def serve(model: Any, gpu: Any, *, tp: int = 1, dp: int = 1, ep: int = 1, batch:
     L = ServeLayout(tp=tp, dp=dp, ep=ep)
     plan = plan_serving(s, hw, L, w, eff=efficiency)
     args = dict(tp=tp, dp=dp, ep=ep, batch=batch, prompt=prompt, gen=gen, weight_dtype=weight_dtype, kv_dtype=kv_dtype,
-                engine=engine, block=block, draft=None if draft is None else (os.fspath(draft) if isinstance(draft, str | os.PathLike)
-                                                                else load_model(draft).name),
+                engine=engine, block=block,
+                draft=None if draft is None else (os.fspath(draft) if isinstance(draft, str | os.PathLike)
+                                                  else load_model(draft).name),
                 draft_k=draft_k, acceptance=acceptance, gpu_memory_utilization=gpu_memory_utilization,
                 act_dtype=act_dtype)
     result = ServeResult(plan=plan, hardware=hw, command=_serve_command(ref, hw.id, args))
@@ -373,7 +375,8 @@ def _train_suggestions(s: ModelSpec, ref: str, hw: HardwareSpec, L: Layout, w: W
                 tries.append((f"--{name} {getattr(lay, name)} --dp {lay.dp}", lay, w))
     for f in (2, 4, 8):
         tries.append((f"--gpus {L.gpus * f} (D_p = {L.dp * f}, FSDP)", replace(L, dp=L.dp * f, zero=3),
-                      replace(w, global_batch=w.global_batch * f) if w.global_batch % (L.dp * f * L.micro_batch) else w))
+                      replace(w, global_batch=w.global_batch * f) if w.global_batch % (L.dp * f * L.micro_batch)
+                      else w))
     if w.seq >= 1024:
         tries.append((f"--seq {w.seq // 2}", L, replace(w, seq=w.seq // 2)))
     out = []
@@ -475,7 +478,8 @@ class ChinchillaResult:
     def to_dict(self) -> dict[str, Any]:
         q = self.quantities
         return {"flops": q["chinchilla.n_opt"].inputs["C"], "n_opt": self["chinchilla.n_opt"],
-                "d_opt": self["chinchilla.d_opt"], "tokens_per_param": self["chinchilla.d_opt"] / self["chinchilla.n_opt"],
+                "d_opt": self["chinchilla.d_opt"],
+                "tokens_per_param": self["chinchilla.d_opt"] / self["chinchilla.n_opt"],
                 "loss": self["chinchilla.loss"], "gpu_hours": self["chinchilla.gpu_hours"],
                 "cost_usd": self["chinchilla.cost"], "gpu": self.gpu,
                 "rule_of_thumb": {"n": self["chinchilla.n_20"], "d": self["chinchilla.d_20"],

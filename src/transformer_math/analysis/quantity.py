@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+
+from transformer_math.formulas._registry import REGISTRY
+
 TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
 if TYPE_CHECKING:
     from typing import Any
-
-from transformer_math.formulas._registry import REGISTRY
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, KeysView, Mapping
 from dataclasses import dataclass, field
-TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
-if TYPE_CHECKING:
-    from typing import Any
 
 from transformer_math.analysis import flops as fl
 from transformer_math.analysis import memory as mem
@@ -17,6 +14,10 @@ from transformer_math.config import load_model
 from transformer_math.config.spec import ModelSpec
 from transformer_math.errors import TmathError
 from transformer_math.units import DTYPE_HELP, DType, parse_dtype
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_TOKENS = 10**9  # B·L above this is not a workload any device holds
 
@@ -32,9 +33,10 @@ class Conventions:
     activations: str = "fused"  # fused: flash attention + fused norms (how models train); eager: HF eager, measured
 
     def describe(self) -> str:
-        return (f"FLOP = {self.flops_per_mac}·MAC, matmuls only; attention={self.attention}; recompute={self.recompute}; "
-                f"prefill includes the LM head on every position; MoE counts routed experts (e of E); "
-                f"active params: {self.active}; activations: {self.activations} kernels")
+        return (f"FLOP = {self.flops_per_mac}·MAC, matmuls only; attention={self.attention}; "
+                f"recompute={self.recompute}; prefill includes the LM head on every position; "
+                f"MoE counts routed experts (e of E); active params: {self.active}; "
+                f"activations: {self.activations} kernels")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,7 +99,8 @@ class Report:
         return out
 
     def params_by_layer(self) -> list[dict[str, Any]]:
-        per_kind = {layer: sum(x.value for x in layer_params(self.spec, layer, 1)) for layer, _ in self.spec.layer_kinds}
+        per_kind = {layer: sum(x.value for x in layer_params(self.spec, layer, 1))
+                    for layer, _ in self.spec.layer_kinds}
         return [{"layer": i, "kind": layer.kind, "params": per_kind[layer]} for i, layer in enumerate(self.spec.layers)]
 
     def per_op_table(self) -> dict[str, list[dict[str, Any]]]:

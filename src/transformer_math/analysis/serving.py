@@ -14,8 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from transformer_math.analysis import efficiency as k
-from transformer_math.analysis.costs import (OpCost, Sharding, check_act_dtype, compute_dtype, head_cost, layer_costs,
-                                             total_time)
+from transformer_math.analysis.costs import (
+    OpCost,
+    Sharding,
+    check_act_dtype,
+    compute_dtype,
+    head_cost,
+    layer_costs,
+    total_time,
+)
 from transformer_math.analysis.efficiency import Efficiency, band_for, efficiency_for, engine
 from transformer_math.analysis.flops import cached_tokens
 from transformer_math.analysis.quantity import Book, Quantity, q, total
@@ -82,7 +89,8 @@ class ServeWorkload:
     shard_lm_head: bool = True  # vocab-parallel LM head (vLLM, TensorRT-LLM); gpt-fast keeps it whole
     gpu_memory_utilization: float = k.GPU_MEMORY_UTILIZATION  # the engine's share of HBM (vLLM's setting)
     engine: str = "vllm"  # its per-step CPU cost and kernel fusion (presets/efficiency/engines/)
-    act: str = "auto"  # activation dtype of the linear layers (costs.compute_dtype): nvfp4/mxfp4 with FP4 weights = W4A4
+    # activation dtype of the linear layers (costs.compute_dtype): nvfp4/mxfp4 with FP4 weights = W4A4
+    act: str = "auto"
 
     @property
     def decode_context(self) -> int:
@@ -184,7 +192,8 @@ def _step(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, L: ServeLayout, w: Se
         size = N * model.moe.experts_per_token * model.d_model * 2
         t = comm.all_to_all(n=ep, α=alpha, S=size, BW=link)
         ops.append(OpCost("comm", "ep.all_to_all ×2/moe layer", "comm", 2 * model.n_moe_layers, 0.0, 0.0, 0.0, 0.0, 0.0,
-                          0.0, t, {"formula": f"t_1: all-to-all of S = {size:,} bytes over E_p = {ep} (comm.all_to_all)"}))
+                          0.0, t, {"formula": f"t_1: all-to-all of S = {size:,} bytes over E_p = {ep} "
+                                              "(comm.all_to_all)"}))
     if eff.step_overhead_s or eff.step_overhead_per_seq_s:
         x: dict[str, Any] = dict(t_0=eff.step_overhead_s, t_seq=eff.step_overhead_per_seq_s, B=B,
                                  t_gpu=total_time(ops), a=int(eff.async_cpu))
@@ -209,8 +218,8 @@ def _memory(book: Book, s: ModelSpec, hw: HardwareSpec, L: ServeLayout, w: Serve
     d_ff = max(layer.d_ff for layer in s.layers)
     book.f("memory.workspace", fl.workspace, N_chunk=k.PREFILL_CHUNK, d=s.d_model, d_ff=d_ff, T_p=L.tp, b_a=2,
            N_seq=k.SAMPLED_SEQUENCES, V=s.vocab_size)
-    book.f("memory.reserve", fp.reserve_bytes, M_fixed=k.RESERVE_FIXED, f_reserve=round(1 - w.gpu_memory_utilization, 6),
-           M_HBM=hw.memory_bytes)
+    book.f("memory.reserve", fp.reserve_bytes, M_fixed=k.RESERVE_FIXED,
+           f_reserve=round(1 - w.gpu_memory_utilization, 6), M_HBM=hw.memory_bytes)
     parts = ["memory.weights", "memory.kv_cache", "memory.workspace", "memory.reserve"]
     if w.speculative:
         d = w.speculative.draft
@@ -245,7 +254,8 @@ def plan_serving(s: ModelSpec, hw: HardwareSpec, layout: ServeLayout, w: ServeWo
     prefill = _step(s, hw, eff, L, w, B=B, T=w.prompt, ctx=0, decode=False)
     decode = _step(s, hw, eff, L, w, B=B, T=1, ctx=w.decode_context, decode=True)
     book.put(total("serve.ttft", [c.quantity() for c in prefill], unit="s", symbol="TTFT",
-                   note=f"prefill of all B = {B} prompts of {w.prompt} tokens, causal attention as flash kernels run it"))
+                   note=f"prefill of all B = {B} prompts of {w.prompt} tokens, causal attention as flash kernels "
+                        "run it"))
     book.put(total("serve.decode_step", [c.quantity() for c in decode], unit="s", symbol="t_step",
                    note=f"one decode step of B = {B} sequences at the mean context L = {w.decode_context}"))
     _tpot(book, s, hw, eff, L, w, B=B)

@@ -15,14 +15,13 @@ from transformer_math.analysis.sharding import (
     stage_kinds,
     stage_tensors,
 )
+from transformer_math.analysis.train_setup import BF16, NF4, Finetune, Workload, lora_linears
 from transformer_math.config.hardware import HardwareSpec
 from transformer_math.config.spec import LayerSpec, ModelSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     pass
-
-from transformer_math.analysis.train_setup import BF16, NF4, Finetune, Workload, lora_linears
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +64,7 @@ def _activations(s: ModelSpec, b: int, T: int, recompute: str, flash: bool = Tru
     act = activation_bytes(s, B=b, T=T, recompute=recompute, profile="fused")
     scores = 0 if flash or recompute != "none" else 4 * b * s.n_heads * T * T
     per: dict[LayerSpec, tuple[float, float]] = {}
-    for (layer, n), part in zip(s.layer_kinds, act.children):
+    for (layer, n), part in zip(s.layer_kinds, act.children, strict=False):  # children end with final_norm, head
         if recompute == "full":
             per[layer] = (part.value / n, 0.0)
             continue
@@ -123,8 +122,8 @@ def build_stage(s: ModelSpec, hw: HardwareSpec, eff: Efficiency, w: Workload, *,
         act_rep += n * rep
         act_split += n * split
     last = i == pp - 1
-    head = head_cost(s, hw, eff, N=b * T, tp=tp, wd={"*": BF16}, linear_peak=None if w.precision == "bf16" else w.precision
-                     ) if last else None
+    head = head_cost(s, hw, eff, N=b * T, tp=tp, wd={"*": BF16},
+                     linear_peak=None if w.precision == "bf16" else w.precision) if last else None
     work = head_bytes / tp if last else 0.0
     if recompute == "full":  # backward rebuilds one layer's full activations at a time
         full, _ = _activations(s, b, T, "none")

@@ -35,17 +35,6 @@ from transformer_math.analysis.sharding import (
     stage_kinds,
     training_mesh,
 )
-from transformer_math.config.hardware import HardwareSpec
-from transformer_math.config.spec import ModelSpec
-from transformer_math.formulas import comm
-from transformer_math.formulas import memory as fm
-from transformer_math.formulas import parallel as fp
-from transformer_math.formulas import plan as fl
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
 from transformer_math.analysis.train_setup import (
     BF16,
     FINETUNES,
@@ -62,6 +51,16 @@ from transformer_math.analysis.train_setup import (
     validate,
 )
 from transformer_math.analysis.train_stage import Stage, stage
+from transformer_math.config.hardware import HardwareSpec
+from transformer_math.config.spec import ModelSpec
+from transformer_math.formulas import comm
+from transformer_math.formulas import memory as fm
+from transformer_math.formulas import parallel as fp
+from transformer_math.formulas import plan as fl
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["FINETUNES", "OPTIMIZERS", "PRECISIONS", "RECOMPUTE", "SCHEDULES", "Finetune", "Layout", "TrainPlan",
            "Workload", "lora_params", "plan_training", "validate"]
@@ -273,7 +272,8 @@ def _lora_on_stage(s: ModelSpec, w: Workload, pp: int, i: int) -> int:
     ft = w.finetune
     if ft.mode == "full":
         return 0
-    return sum(n * ft.rank * (a + b) for layer, n in stage_kinds(s, pp, i) for a, b in lora_linears(s, layer, ft.targets))
+    return sum(n * ft.rank * (a + b) for layer, n in stage_kinds(s, pp, i)
+               for a, b in lora_linears(s, layer, ft.targets))
 
 
 def _params(s: ModelSpec, x: dict[str, Any], pp: int, i: int) -> dict[str, Any]:

@@ -241,7 +241,7 @@ def trends(rows_: list[Row], what: str) -> tuple[int, int, list[str]]:
     wrong = []
     for members in groups.values():
         members.sort(key=lambda r: tuple(r.setup.get(k) or 0 for k in keys))
-        for a, b in zip(members, members[1:]):
+        for a, b in zip(members, members[1:], strict=False):
             if tuple(a.setup.get(k) for k in keys) == tuple(b.setup.get(k) for k in keys):
                 continue
             dm, dp = b.measured - a.measured, b.predicted - a.predicted

@@ -63,7 +63,8 @@ def render_table(rows: Sequence[Mapping[str, Any]]) -> str:
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join([cells[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(cells[1:], widths[1:]))]).rstrip()
+        return "  ".join([cells[0].ljust(widths[0]),
+                          *(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))]).rstrip()
 
     out = [line(header), "  ".join("-" * w for w in widths), *(line(b) for b in body)]
     out += ["", f"workload: B×L = {B}×{L} (sequences × tokens per sequence); KV cache {rows[0]['kv_dtype']}"]

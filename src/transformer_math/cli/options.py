@@ -104,7 +104,8 @@ def _analyze(a: argparse.ArgumentParser) -> None:
     _workload(a)
     a.add_argument("--json", action="store_true", help="machine-readable output (stable keys of conventions.md)")
     a.add_argument("--show-ignored", action="store_true", help="list the config keys read and ignored")
-    a.add_argument("--ops", action="store_true", help="per-operation FLOPs table per layer kind: operation, output shape, FLOPs")
+    a.add_argument("--ops", action="store_true", help="per-operation FLOPs table per layer kind: operation, output "
+                                                      "shape, FLOPs")
 
 
 def _compare(cmp: argparse.ArgumentParser) -> None:
@@ -153,7 +154,8 @@ def _serve(sv: argparse.ArgumentParser) -> None:
     sv.add_argument("--draft-k", type=_count("--draft-k"), default=4, help="k: tokens the draft proposes per step")
     sv.add_argument("--acceptance", type=float, default=0.7, help="α: chance each drafted token is accepted")
     sv.add_argument("--json", action="store_true", help="machine-readable output (null times when it does not fit)")
-    sv.add_argument("--explain", metavar="QUANTITY", help="the derivation of one number, e.g. serve.tpot, memory.kv_cache")
+    sv.add_argument("--explain", metavar="QUANTITY", help="the derivation of one number, e.g. serve.tpot, "
+                                                          "memory.kv_cache")
     sv.add_argument("--plot", help="write roofline + latency/memory plots to this file prefix (PNG and SVG)")
 
 

@@ -54,8 +54,8 @@ def _ops_table(ops: list[Any]) -> list[str]:
              f"{'time':>10s}"]
     for c in ops:
         i = "" if c.intensity is None else f"{c.intensity:8.1f}"
-        lines.append(f"    {c.layer[:22]:22s} {c.name[:26]:26s} {c.count:4d} {c.flops / 1e9:10.3f} {c.bytes / 1e6:10.2f} "
-                     f"{i:>8s} {c.bound:>8s} {c.time_s * 1e6:8.1f}µs")
+        lines.append(f"    {c.layer[:22]:22s} {c.name[:26]:26s} {c.count:4d} {c.flops / 1e9:10.3f} "
+                     f"{c.bytes / 1e6:10.2f} {i:>8s} {c.bound:>8s} {c.time_s * 1e6:8.1f}µs")
     return lines
 
 
@@ -140,8 +140,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 
 def _serve_plots(a: argparse.Namespace, r: Any) -> None:
-    from transformer_math.cli import plots
     from transformer_math.analysis.plans import serve
+    from transformer_math.cli import plots
 
     p, hw = r.plan, r.hardware
     for ext in ("png", "svg"):
@@ -150,7 +150,8 @@ def _serve_plots(a: argparse.Namespace, r: Any) -> None:
     ctx = [2**i for i in range(8, 18) if 2**i <= max(r.plan.quantities["serve.max_context"].inputs["L_max"], 256)]
     plans = [serve(a.model, a.gpu, **{**_serve_kwargs(a), "prompt": c, "gen": 1}, suggest=False).plan for c in ctx]
     plots.curves(ctx, {"memory per GPU [GB]": [q["memory.per_gpu"] / 1e9 for q in plans],
-                       "TPOT [ms]": [q["serve.tpot"] * 1e3 for q in plans], "TTFT [s]": [q["serve.ttft"] for q in plans]},
+                       "TPOT [ms]": [q["serve.tpot"] * 1e3 for q in plans],
+                       "TTFT [s]": [q["serve.ttft"] for q in plans]},
                  f"{a.plot}_context.png", xlabel="context L [tokens]", ylabel="GB / ms / s",
                  title=f"{p.model} on {hw.name}, B={a.batch}")
     plots.curves([c[0] for c in p.batch_curve], {"tokens/s": [c[2] for c in p.batch_curve],
@@ -199,16 +200,17 @@ def cmd_train(a: argparse.Namespace) -> int:
     print(f"  step {out['step_time_s']:.3f} s = " + " + ".join(f"{k} {v:.3f}" for k, v in ts.items()) + " s")
     print(f"  per micro-batch (stage {out['time_stage']}): " + ", ".join(f"{k} {_ms(v)}" for k, v in t.items() if v))
     palm = f"   MFU (PaLM) {out['mfu_palm']:.1%}" if out["mfu_palm"] is not None else ""
-    print(f"  {out['tokens_per_s']:,.0f} tokens/s   {out['tflops_per_gpu']:.1f} TFLOP/s per GPU   MFU {out['mfu']:.1%}   "
-          f"HFU {out['hfu']:.1%}{palm}")
+    print(f"  {out['tokens_per_s']:,.0f} tokens/s   {out['tflops_per_gpu']:.1f} TFLOP/s per GPU   "
+          f"MFU {out['mfu']:.1%}   HFU {out['hfu']:.1%}{palm}")
     lo, _, hi = out["band"]["tokens_per_s"]
-    print(f"  band {lo:,.0f} – {hi:,.0f} tokens/s ({out['profile']} profile: 10th–90th percentile of measured/predicted "
-          "on the calibration runs)")
+    print(f"  band {lo:,.0f} – {hi:,.0f} tokens/s ({out['profile']} profile: 10th–90th percentile of "
+          "measured/predicted on the calibration runs)")
     if out["days"] is not None:
         print(f"  {out['tokens']:.3g} tokens: {out['days']:.1f} days, {out['days'] * 24 * out['gpus']:,.0f} GPU-hours, "
               f"${out['cost_usd']:,.0f} at ${out['price']}/GPU-hour")
     print(f"  convention: {out['mfu_convention']}")
-    print("  every number explains itself: tmath train … --explain train.mfu (or train.step_time, memory.activations, …)")
+    print("  every number explains itself: tmath train … --explain train.mfu (or train.step_time, memory.activations, "
+          "…)")
     return 0
 
 
@@ -225,10 +227,10 @@ def _print_search(a: argparse.Namespace, r: Any) -> int:
     print(head)
     for i, row in enumerate(out["best"], 1):
         L = row["layout"]
-        line = (f"  {i:>2d} {L['tp']:>3d} {L['pp']:>3d} {L['dp']:>5d} {L['cp']:>3d} {L['ep']:>3d} {L['micro_batch']:>2d} "
-                f"{L['interleave']:>2d} {L['recompute']:9s} {L['zero']:>4d} {'on' if L['sequence_parallel'] else 'off':>3s} "
-                f"{fmt_bytes(row['memory_per_gpu_bytes']):>9s} {row['step_time_s']:>7.3f}s {row['mfu']:>6.1%} "
-                f"{row['tokens_per_s']:>11,.0f}")
+        line = (f"  {i:>2d} {L['tp']:>3d} {L['pp']:>3d} {L['dp']:>5d} {L['cp']:>3d} {L['ep']:>3d} "
+                f"{L['micro_batch']:>2d} {L['interleave']:>2d} {L['recompute']:9s} {L['zero']:>4d} "
+                f"{'on' if L['sequence_parallel'] else 'off':>3s} {fmt_bytes(row['memory_per_gpu_bytes']):>9s} "
+                f"{row['step_time_s']:>7.3f}s {row['mfu']:>6.1%} {row['tokens_per_s']:>11,.0f}")
         if cost:
             line += f" {row['days']:>7.1f} ${row['cost_usd']:>11,.0f}"
         print(line)
@@ -260,10 +262,9 @@ def cmd_chinchilla(a: argparse.Namespace) -> int:
 
 def cmd_sweep(a: argparse.Namespace) -> int:
     import csv
-
-    from transformer_math.analysis.sweep import MAX_POINTS, grid
     import os
 
+    from transformer_math.analysis.sweep import MAX_POINTS, grid
     from transformer_math.config import load_model
     from transformer_math.units import parse_count, parse_dtype
 

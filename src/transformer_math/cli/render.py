@@ -15,7 +15,8 @@ def render_report(r: Report, *, show_ignored: bool = False, ops: bool = False) -
              "  layers: " + ", ".join(f"{n}× {layer.kind}" for layer, n in s.layer_kinds),
              f"  workload: B={r.batch}  L={r.context}  kv={r.kv_dtype.name}  weights="
              + ",".join(f"{k}:{v.name}" for k, v in r.weight_dtypes.items()), ""]
-    rows = [("params.total", "P", r["params.total"], "params"), ("params.active", "P_active", r["params.active"], "params")]
+    rows = [("params.total", "P", r["params.total"], "params"),
+            ("params.active", "P_active", r["params.active"], "params")]
     for key in ("memory.weights_bytes", "memory.kv_cache_bytes", "memory.gradients_bytes", "memory.optimizer_bytes",
                 "memory.activations_bytes"):
         rows.append((key, r.quantities[key].symbol, r[key], "bytes"))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
-if TYPE_CHECKING:
-    from typing import Any
 
 from transformer_math.config.hf import load_config_file, spec_from_hf
 from transformer_math.config.spec import ModelSpec
 from transformer_math.errors import TmathError
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def load_model(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec) -> ModelSpec:

@@ -96,7 +96,8 @@ def hardware_from_dict(d: Mapping[str, Any], *, where: str = "gpu") -> HardwareS
                         gpus_per_node=gpn, device_class=cls,
                         tdp_w=_number(d, "tdp_w", where, required=False), power_cap_w=_number(d, "power_cap_w", where,
                                                                                              required=False),
-                        efficiency=tuple((k, float(v)) for k, v in eff.items()), source=json.dumps(src) if not isinstance(src, str) else src)
+                        efficiency=tuple((k, float(v)) for k, v in eff.items()),
+                        source=json.dumps(src) if not isinstance(src, str) else src)
 
 
 def list_hardware() -> list[str]:

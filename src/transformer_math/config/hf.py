@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import replace
-TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
-if TYPE_CHECKING:
-    from typing import Any
 
 from transformer_math.config.families import ADAPTERS
 from transformer_math.config.reader import _Reader, positive_number  # noqa: F401  (importable from here as before)
 from transformer_math.config.spec import ModelSpec
 from transformer_math.errors import TmathError
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Multimodal wrappers whose language model sits under text_config.
 _WRAPPERS = {"gemma3": "gemma3_text", "llama4": "llama4_text"}

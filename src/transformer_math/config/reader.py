@@ -4,14 +4,14 @@ type, and reads the keys every RoPE decoder family shares (llama layout)."""
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Mapping
-TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
-if TYPE_CHECKING:
-    from typing import Any
 
 from transformer_math.config.spec import MAX_CONTEXT, MAX_LAYERS, MAX_SIZE, LayerSpec
 from transformer_math.errors import TmathError, check_int, check_number
+
+TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
+if TYPE_CHECKING:
+    from typing import Any
 
 _MISSING = object()
 # Keys that never change the architecture's arithmetic: reading them would only hide real omissions.
@@ -27,7 +27,8 @@ _INERT = frozenset({
 class _Reader:
     """A config dict that records which keys were read and checks each value's type once."""
 
-    def __init__(self, cfg: Mapping[builtins.str, Any], prefix: builtins.str = "", defaults: Mapping[builtins.str, Any] | None = None) -> None:
+    def __init__(self, cfg: Mapping[builtins.str, Any], prefix: builtins.str = "",
+                 defaults: Mapping[builtins.str, Any] | None = None) -> None:
         if not isinstance(cfg, Mapping):
             raise TmathError(prefix.rstrip(".") or "config", type(cfg).__name__, "a JSON object")
         self.cfg, self.prefix, self.read = cfg, prefix, set[str]()
@@ -44,7 +45,8 @@ class _Reader:
             return default
         return value
 
-    def int(self, key: builtins.str, default: Any = _MISSING, *, low: builtins.int = 1, high: builtins.int = MAX_SIZE) -> Any:
+    def int(self, key: builtins.str, default: Any = _MISSING, *, low: builtins.int = 1,
+            high: builtins.int = MAX_SIZE) -> Any:
         """An integer in [low, high] — checked before anything is built from it (a layer count of 10^9 must
         fail here, not after a billion-entry list)."""
         value = self._get(key, default)
@@ -75,7 +77,8 @@ class _Reader:
             raise TmathError(self.prefix + key, value, f"a list of at most {MAX_LAYERS:,} layer indices")
         return value
 
-    def str_list(self, key: builtins.str, n: builtins.int, allowed: tuple[builtins.str, ...]) -> list[builtins.str] | None:
+    def str_list(self, key: builtins.str, n: builtins.int,
+                 allowed: tuple[builtins.str, ...]) -> list[builtins.str] | None:
         value = self._get(key, None)
         if value is None:
             return None

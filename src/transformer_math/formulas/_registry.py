@@ -1,7 +1,7 @@
 """Formula metadata: every formula function carries its symbol, unit, expression and source.
 
-The expression is written in the symbols of the project's dictionary (symbols.py, docs/symbols.md); `substitute` puts numbers in their place, so each
-result can be shown as `M_KV = B·L·N_L·2·h_kv·d_h·b_kv = 1·2048·32·2·8·128·2`.
+The expression is written in the symbols of the project's dictionary (symbols.py, docs/symbols.md); `substitute`
+puts numbers in their place, so each result can be shown as `M_KV = B·L·N_L·2·h_kv·d_h·b_kv = 1·2048·32·2·8·128·2`.
 """
 
 from __future__ import annotations

@@ -9,19 +9,24 @@ from transformer_math.formulas._registry import formula
 
 
 @formula(id="flops.linear", symbol="F_lin", unit="FLOPs", expr="2·N_tok·d_in·d_out",
-         source="Kaplan et al. 2020 (arXiv 2001.08361) §2.1: a forward pass costs 2 FLOPs per weight and token (C_forward ≈ 2N), so y = xW costs 2·d_in·d_out per token; torch.utils.flop_counter counts a matmul the same way")
+         source="Kaplan et al. 2020 (arXiv 2001.08361) §2.1: a forward pass costs 2 FLOPs per weight and token "
+                "(C_forward ≈ 2N), so y = xW costs 2·d_in·d_out per token; torch.utils.flop_counter counts a matmul "
+                "the same way")
 def linear_flops(*, N_tok: int, d_in: int, d_out: int) -> int:
     return 2 * N_tok * d_in * d_out
 
 
 @formula(id="flops.attention_scores", symbol="F_QK", unit="FLOPs", expr="2·B·h_q·n_pairs·d_qk",
-         source="Vaswani et al. 2017 §3.2.1: the QK^T product of scaled dot-product attention, d_qk MACs per query–key pair and head; Kaplan et al. 2020 §2.1 counts this context-dependent term apart from 2N; n_pairs: dense or causal (docs/conventions.md)")
+         source="Vaswani et al. 2017 §3.2.1: the QK^T product of scaled dot-product attention, d_qk MACs per query–key "
+                "pair and head; Kaplan et al. 2020 §2.1 counts this context-dependent term apart from 2N; n_pairs: "
+                "dense or causal (docs/conventions.md)")
 def attention_score_flops(*, B: int, h_q: int, n_pairs: int, d_qk: int) -> int:
     return 2 * B * h_q * n_pairs * d_qk
 
 
 @formula(id="flops.attention_values", symbol="F_AV", unit="FLOPs", expr="2·B·h_q·n_pairs·d_v",
-         source="Vaswani et al. 2017 §3.2.1: the softmax(QK^T)·V product, d_v MACs per query–key pair and head (the other half of the attention term of Kaplan et al. 2020 §2.1)")
+         source="Vaswani et al. 2017 §3.2.1: the softmax(QK^T)·V product, d_v MACs per query–key pair and head (the "
+                "other half of the attention term of Kaplan et al. 2020 §2.1)")
 def attention_value_flops(*, B: int, h_q: int, n_pairs: int, d_v: int) -> int:
     return 2 * B * h_q * n_pairs * d_v
 

@@ -7,13 +7,17 @@ from transformer_math.formulas._registry import formula
 
 
 @formula(id="memory.weights", symbol="M_param", unit="bytes", expr="P·b_w",
-         source="parameters × bytes per element; a block format adds its group constants, b_w = q_w/8 + (scale + zero-point bits)/(8·g_q): NF4 (Dettmers et al. 2023, QLoRA), MXFP4 (OCP Microscaling Formats (MX) v1.0 spec), group-wise int4 (GPTQ, AWQ)")
+         source="parameters × bytes per element; a block format adds its group constants, b_w = q_w/8 + (scale + "
+                "zero-point bits)/(8·g_q): NF4 (Dettmers et al. 2023, QLoRA), MXFP4 (OCP Microscaling Formats (MX) "
+                "v1.0 spec), group-wise int4 (GPTQ, AWQ)")
 def weight_bytes(*, P: int, b_w: Fraction) -> int:
     return -(-P * b_w.numerator // b_w.denominator)
 
 
 @formula(id="memory.kv_cache", symbol="M_KV", unit="bytes", expr="B·L_kv·n_layers·2·h_kv·d_h·b_kv",
-         source="Pope et al. 2022 (Efficiently Scaling Transformer Inference, arXiv 2211.05102): a K and a V vector per KV head, layer and cached token; h_kv = 1 for MQA (Shazeer 2019), 1 < h_kv < h_q for GQA (Ainslie et al. 2023); L_kv = L (full) or min(L, S-1) (window, as HF's cache keeps)")
+         source="Pope et al. 2022 (Efficiently Scaling Transformer Inference, arXiv 2211.05102): a K and a V vector "
+                "per KV head, layer and cached token; h_kv = 1 for MQA (Shazeer 2019), 1 < h_kv < h_q for GQA "
+                "(Ainslie et al. 2023); L_kv = L (full) or min(L, S-1) (window, as HF's cache keeps)")
 def kv_cache_bytes(*, B: int, L_kv: int, n_layers: int, h_kv: int, d_h: int, b_kv: Fraction) -> int:
     return -(-B * L_kv * n_layers * 2 * h_kv * d_h * b_kv.numerator // b_kv.denominator)
 
@@ -25,13 +29,15 @@ def kv_cache_mla_bytes(*, B: int, L_kv: int, n_layers: int, d_c: int, d_rope: in
 
 
 @formula(id="memory.gradients", symbol="M_grad", unit="bytes", expr="P_train·b_g",
-         source="Rajbhandari et al. 2020 (ZeRO, arXiv 1910.02054) §3.1: one gradient per trainable parameter, b_g bytes each")
+         source="Rajbhandari et al. 2020 (ZeRO, arXiv 1910.02054) §3.1: one gradient per trainable parameter, b_g "
+                "bytes each")
 def gradient_bytes(*, P_train: int, b_g: int) -> int:
     return P_train * b_g
 
 
 @formula(id="memory.optimizer", symbol="M_opt", unit="bytes", expr="P_train·(b_master + b_m + b_v)",
-         source="Rajbhandari et al. 2020 (ZeRO) §3.1: mixed-precision Adam keeps an fp32 master copy (b_master = 4) and the two moments b_m, b_v per trainable parameter (12 bytes with fp32 moments)")
+         source="Rajbhandari et al. 2020 (ZeRO) §3.1: mixed-precision Adam keeps an fp32 master copy (b_master = 4) "
+                "and the two moments b_m, b_v per trainable parameter (12 bytes with fp32 moments)")
 def optimizer_bytes(*, P_train: int, b_master: int, b_m: int, b_v: int) -> int:
     return P_train * (b_master + b_m + b_v)
 
@@ -41,7 +47,8 @@ def optimizer_bytes(*, P_train: int, b_master: int, b_m: int, b_v: int) -> int:
 _KORTHIKANTI = "Korthikanti et al. 2022 (arXiv 2205.05198) §4.1 (sbh(34 + 5as/h)), re-derived per saved tensor"
 
 
-@formula(id="memory.activations.norms", symbol="M_act,norm", unit="bytes", expr="B·T·n_norm·(c_n·w + c_r) + n_norm·c_w·w",
+@formula(id="memory.activations.norms", symbol="M_act,norm", unit="bytes", expr="B·T·n_norm·(c_n·w + c_r) + "
+                                                                                "n_norm·c_w·w",
          source=_KORTHIKANTI + "; c_r: the fp32 rstd (and mean) per row; c_w: an fp32 copy of the weight (Gemma)")
 def norm_activation_bytes(*, B: int, T: int, n_norm: int, c_n: int, w: int, c_r: int, c_w: int) -> int:
     return B * T * n_norm * (c_n * w + c_r) + n_norm * c_w * w

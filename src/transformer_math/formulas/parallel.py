@@ -1,4 +1,5 @@
-"""Parallel layouts (T_p, P_p, D_p, C_p, E_p; docs/conventions.md, Names): shards, pipeline schedules, activations per GPU.
+"""Parallel layouts (T_p, P_p, D_p, C_p, E_p; docs/conventions.md, Names): shards, pipeline schedules,
+activations per GPU.
 
 Written with arithmetic only (no branches on values), so the layout search can pass numpy arrays of layouts
 where the explained plan passes numbers: one definition for both.
@@ -26,7 +27,8 @@ def tensor_elements(*, c: int, n_0: int, k_0: int, n_1: int, k_1: int, n_2: int,
 
 
 @formula(id="parallel.stage_layers", symbol="n_stage", unit="layers",
-         expr="N_L/P_p when P_p divides N_L; else ⌊(N_L + 2)/P_p⌋ + 1_(i < (N_L + 2) mod P_p) − 1_(i = 0) − 1_(i = P_p − 1)",
+         expr="N_L/P_p when P_p divides N_L; else ⌊(N_L + 2)/P_p⌋ + 1_(i < (N_L + 2) mod P_p) − 1_(i = 0) − 1_(i = P_p "
+              "− 1)",
          source="Megatron-LM splits the layers evenly over the stages; when they do not divide, torchtitan's split "
                 "(generate_llm_fqn_per_model_part, input and output weight 1) counts the embedding and the LM head as "
                 "a layer each, so the first and last stages hold fewer (Llama 3 405B §3.3.2: 7 + 14·8 + 7 = 126)")

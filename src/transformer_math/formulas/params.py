@@ -1,10 +1,12 @@
-"""Parameter counts [parameters] per tensor group, as implementations register them (docs/conventions.md: Parameters)."""
+"""Parameter counts [parameters] per tensor group, as implementations register them
+(docs/conventions.md: Parameters)."""
 
 from transformer_math.formulas._registry import formula
 
 
 @formula(id="params.linear", symbol="P_lin", unit="parameters", expr="d_in·d_out + 1_bias·d_out",
-         source="torch.nn.Linear(d_in, d_out): a d_out×d_in weight, plus one bias value per output feature when bias=True")
+         source="torch.nn.Linear(d_in, d_out): a d_out×d_in weight, plus one bias value per output feature when "
+                "bias=True")
 def linear_params(*, d_in: int, d_out: int, bias: bool) -> int:
     return d_in * d_out + bias * d_out
 
@@ -22,13 +24,15 @@ def position_params(*, L_max: int, d: int) -> int:
 
 
 @formula(id="params.lm_head", symbol="P_LM", unit="parameters", expr="(1 - 1_tie)·d·V",
-         source="Vaswani et al. 2017 §3.4 and Press & Wolf 2017 (weight tying): the output projection is d×V; with tie_word_embeddings (HF PreTrainedModel.tie_weights) it is W_E itself and counted once")
+         source="Vaswani et al. 2017 §3.4 and Press & Wolf 2017 (weight tying): the output projection is d×V; with "
+                "tie_word_embeddings (HF PreTrainedModel.tie_weights) it is W_E itself and counted once")
 def lm_head_params(*, d: int, V: int, tie: bool) -> int:
     return (1 - tie) * d * V
 
 
 @formula(id="params.norm", symbol="P_norm", unit="parameters", expr="n_norm·k_norm·w",
-         source="LayerNorm (Ba et al. 2016; torch.nn.LayerNorm) learns a gain and a bias of width w (k_norm = 2); RMSNorm (Zhang & Sennrich 2019; LlamaRMSNorm in HF modeling_llama.py) only the gain (k_norm = 1)")
+         source="LayerNorm (Ba et al. 2016; torch.nn.LayerNorm) learns a gain and a bias of width w (k_norm = 2); "
+                "RMSNorm (Zhang & Sennrich 2019; LlamaRMSNorm in HF modeling_llama.py) only the gain (k_norm = 1)")
 def norm_params(*, n_norm: int, k_norm: int, w: int) -> int:
     return n_norm * k_norm * w
 
@@ -40,13 +44,16 @@ def sink_params(*, h_q: int) -> int:
 
 
 @formula(id="params.mlp", symbol="P_mlp", unit="parameters", expr="g_up·d·d_ff + d_ff·d + 1_bias·(g_up·d_ff + d)",
-         source="Vaswani et al. 2017 §3.3 (two linear maps d → d_ff → d); gated MLPs (Shazeer 2020, GLU Variants Improve Transformer) add a second input projection, g_up = 2, as LlamaMLP's gate_proj/up_proj/down_proj in HF modeling_llama.py; biases when the config has them")
+         source="Vaswani et al. 2017 §3.3 (two linear maps d → d_ff → d); gated MLPs (Shazeer 2020, GLU Variants "
+                "Improve Transformer) add a second input projection, g_up = 2, as LlamaMLP's "
+                "gate_proj/up_proj/down_proj in HF modeling_llama.py; biases when the config has them")
 def mlp_params(*, d: int, d_ff: int, g_up: int, bias: bool) -> int:
     return g_up * d * d_ff + d_ff * d + bias * (g_up * d_ff + d)
 
 
 @formula(id="params.router", symbol="P_router", unit="parameters", expr="d·E + 1_bias·E",
-         source="Shazeer et al. 2017 (sparsely-gated MoE): a linear gate scores the E experts from the d-wide token (HF modeling_mixtral.py: gate = Linear(d, E, bias=False))")
+         source="Shazeer et al. 2017 (sparsely-gated MoE): a linear gate scores the E experts from the d-wide token "
+                "(HF modeling_mixtral.py: gate = Linear(d, E, bias=False))")
 def router_params(*, d: int, E: int, bias: bool) -> int:
     return d * E + bias * E
 
@@ -61,12 +68,14 @@ def shared_gate_params(*, d: int) -> int:
 
 @formula(id="params.experts", symbol="P_moe", unit="parameters",
          expr="E·(g_up·d·d_moe + d_moe·d + 1_bias·(g_up·d_moe + d))",
-         source="Jiang et al. 2024 (Mixtral of Experts) §2.1: each of the E experts of a layer is a full (gated) MLP, here of width d_moe")
+         source="Jiang et al. 2024 (Mixtral of Experts) §2.1: each of the E experts of a layer is a full (gated) MLP, "
+                "here of width d_moe")
 def experts_params(*, E: int, d: int, d_moe: int, g_up: int, bias: bool) -> int:
     return E * (g_up * d * d_moe + d_moe * d + bias * (g_up * d_moe + d))
 
 
 @formula(id="params.active", symbol="P_active", unit="parameters", expr="P - P_routed + e/E·P_routed",
-         source="docs/conventions.md (Parameters): all but the routed experts, plus e/E of them — how the DeepSeek-V3 report (671B total, 37B activated per token) and Mixtral (Jiang et al. 2024) count active parameters")
+         source="docs/conventions.md (Parameters): all but the routed experts, plus e/E of them — how the DeepSeek-V3 "
+                "report (671B total, 37B activated per token) and Mixtral (Jiang et al. 2024) count active parameters")
 def active_params(*, P: int, P_routed: int, e: int, E: int) -> int:
     return P - P_routed + P_routed * e // E

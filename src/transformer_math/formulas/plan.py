@@ -10,7 +10,8 @@ _PALM = "Chowdhery et al. 2022 (PaLM) §4.1 and App. B"
 
 
 @formula(id="train.micro_batches", symbol="m", unit="micro-batches", expr="B / (D_p·b)",
-         source="Narayanan et al. 2021 (arXiv 2104.04473) §3.1 notation: m = B/(b·d) micro-batches of b sequences per pipeline, d = D_p data-parallel replicas")
+         source="Narayanan et al. 2021 (arXiv 2104.04473) §3.1 notation: m = B/(b·d) micro-batches of b sequences per "
+                "pipeline, d = D_p data-parallel replicas")
 def micro_batches(*, B: int, D_p: int, b: int) -> float:
     return B / (D_p * b)
 

@@ -7,7 +7,8 @@ GGML_COMMON = "ggml/src/ggml-common.h (ggml-org/llama.cpp @ 01243c587feceaa5d6a6
 
 @formula(id="memory.weights_ggml_block", symbol="M_param", unit="bytes", expr="P/g_blk·S_blk",
          source=f"{GGML_COMMON}: a ggml type stores g_blk weights (32, or QK_K = 256 for k-quants) in one block struct "
-                "of S_blk bytes (block_q4_K: 144, block_q6_K: 210, block_q8_0: 34, …); llama-quantize picks the type of "
+                "of S_blk bytes (block_q4_K: 144, block_q6_K: 210, block_q8_0: 34, …); llama-quantize picks the type "
+                "of "
                 "each tensor (src/llama-quant.cpp llama_tensor_get_type)")
 def block_weight_bytes(*, P: int, g_blk: int, S_blk: int) -> int:
     return -(-P // g_blk) * S_blk

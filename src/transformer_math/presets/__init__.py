@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+
+from transformer_math.errors import TmathError
+
 TYPE_CHECKING = False  # typing costs start-up time; annotations are strings (PEP 563)
 if TYPE_CHECKING:
     from typing import Any
-
-from transformer_math.errors import TmathError
 
 # Package data read with plain os calls: importlib.resources costs more start-up time than a CLI call does.
 _DIR = os.path.join(os.path.dirname(__file__), "models")

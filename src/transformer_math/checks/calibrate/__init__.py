@@ -18,7 +18,14 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from transformer_math.checks.calibrate.fit import build_profile, fit_attention, fit_gemm, gemm_factor, match_preset, slug
+from transformer_math.checks.calibrate.fit import (
+    build_profile,
+    fit_attention,
+    fit_gemm,
+    gemm_factor,
+    match_preset,
+    slug,
+)
 from transformer_math.checks.calibrate.measure import DEVICES, Progress, run
 
 __all__ = ["DEVICES", "build_profile", "cli", "fit_attention", "fit_gemm", "gemm_factor", "match_preset", "run",

@@ -67,7 +67,8 @@ def measure_collectives(torch: Any, clock: Clock, notes: list[str]) -> dict[str,
         for p in procs.processes:
             if p.is_alive():
                 p.terminate()
-        notes.append(f"collectives: not measured ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else 'timed out'})")
+        notes.append(f"collectives: not measured ({type(e).__name__}: "
+                     f"{str(e).splitlines()[0][:120] if str(e) else 'timed out'})")
         return None
     bus = nbytes * 2 * (world - 1) / world / seconds
     clock.step(f"all-reduce {world} GPUs {bus / 1e9:.0f} GB/s")

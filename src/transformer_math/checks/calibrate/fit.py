@@ -1,4 +1,5 @@
-"""Fitting the model's forms to what `tmath calibrate` measured, and the device JSON built from them (pure: no torch)."""
+"""Fitting the model's forms to what `tmath calibrate` measured, and the device JSON built from them
+(pure: no torch)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 
 from transformer_math.analysis.efficiency import ENGINE_FIELDS, MID, Efficiency, device_profile
 from transformer_math.config.hardware import load_hardware
-
 
 # Shipped presets by device name (torch.cuda.get_device_name), most specific first.
 _PRESETS: tuple[tuple[str, str], ...] = (

@@ -268,8 +268,8 @@ def _measure_attention(d: _Device, clock: Clock, notes: list[str]) -> list[dict[
             continue
         qkv = [torch.randn(b, h, s, dh, device=d.dev, dtype=torch.bfloat16) for _ in range(3)]
         try:
-            seconds = d.time(functools.partial(F.scaled_dot_product_attention, qkv[0], qkv[1], qkv[2], is_causal=True), target,
-                             max(clock.left(), 2 * _cost(est, target)))
+            seconds = d.time(functools.partial(F.scaled_dot_product_attention, qkv[0], qkv[1], qkv[2], is_causal=True),
+                             target, max(clock.left(), 2 * _cost(est, target)))
         except RuntimeError as e:
             notes.append(f"attention: not measured ({str(e).splitlines()[0][:120]})")
             break
