@@ -2,7 +2,7 @@
 
 A tiny Llama-style model runs one forward + backward over a fake process group with torch's own TP, SP,
 FSDP2 and ring attention, and an MoE layer dispatches with all_to_all; every collective is recorded with
-its bytes (tests/execution/comm.py). The formulas are in symbols, so small widths test them.
+its bytes (tests/execution/comm.py, comm_cases.py). The formulas are in symbols, so small widths test them.
 """
 
 from collections import Counter
@@ -51,7 +51,7 @@ def _tp(c, *, sp, n_norms):
 @pytest.mark.parametrize("sp", [False, True])
 @pytest.mark.parametrize("size", [{}, {"s": 32}, {"d": 128}])
 def test_tensor_parallel(T, sp, size):
-    from execution.comm import TinyConfig, case_tp
+    from execution.comm_cases import TinyConfig, case_tp
 
     c = TinyConfig(**size)
     rows = case_tp(T=T, seq_parallel=sp, loss_parallel=True, prepare_input=True, opt_step=sp, c=c)
@@ -61,7 +61,7 @@ def test_tensor_parallel(T, sp, size):
 @pytest.mark.parametrize("size", [{}, {"d": 128}])
 def test_fsdp(size):
     """FSDP2 with torch's default resharding: layers gathered again in the backward, the root kept."""
-    from execution.comm import TinyConfig, case_fsdp
+    from execution.comm_cases import TinyConfig, case_fsdp
 
     c = TinyConfig(**size)
     F = 4
@@ -72,7 +72,7 @@ def test_fsdp(size):
 
 
 def test_fsdp_with_tensor_and_sequence_parallel():
-    from execution.comm import TinyConfig, case_fsdp_tp
+    from execution.comm_cases import TinyConfig, case_fsdp_tp
 
     c, F, T = TinyConfig(), 2, 2
     rows = case_fsdp_tp(F_=F, T=T, seq_parallel=True, reshard_after_forward=None, c=c)
@@ -94,7 +94,7 @@ def test_fsdp_with_tensor_and_sequence_parallel():
 @pytest.mark.parametrize("E_p", [2, 4])
 @pytest.mark.parametrize("size", [{}, {"s": 32}, {"d": 128}])
 def test_expert_parallel(E_p, size):
-    from execution.comm import case_ep
+    from execution.comm_cases import case_ep
 
     kw = {"b": 2, "s": 16, "d": 64, "top_k": 2} | size
     rows = case_ep(E_p=E_p, **kw)
@@ -106,7 +106,7 @@ def test_expert_parallel(E_p, size):
 @pytest.mark.parametrize("size", [{}, {"s": 32}])
 def test_context_parallel_ring(C, size):
     """torch's ring attention (rotate 'allgather'): K/V gathered forward and backward, dK/dV passed C times."""
-    from execution.comm import TinyConfig, case_cp
+    from execution.comm_cases import TinyConfig, case_cp
 
     c = TinyConfig(**size)
     KV = 2 * c.b * c.n_heads * (c.s // C) * c.head_dim * 4  # K and V at the heads reaching the kernel, fp32

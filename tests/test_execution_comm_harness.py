@@ -4,6 +4,7 @@ The harness records what torch issues; the closed forms asserted below are the o
 tables (torch 2.13), with L layers, per-rank micro-batch (b, s), hidden d, vocab V, fp32 = 4 bytes.
 """
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -16,11 +17,11 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from execution import comm  # noqa: E402
+from execution import comm, comm_cases, comm_model  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.filterwarnings("ignore")]
 
-C = comm.TinyConfig()
+C = comm_model.TinyConfig()
 L, ACT, LOGITS = C.n_layers, C.b * C.s * C.d * 4, C.b * C.s * C.vocab * 4
 
 
@@ -84,14 +85,14 @@ def test_counts_agree_with_comm_debug_mode(build):
 
     with comm.fake_world(2):
         mesh = init_device_mesh("cpu", (2,), mesh_dim_names=("x",))
-        model = comm._tiny(C)
-        ctx = loss_parallel if build == "tp_sp_lp" else comm.contextlib.nullcontext
+        model = comm_model._tiny(C)
+        ctx = loss_parallel if build == "tp_sp_lp" else contextlib.nullcontext
         if build == "tp_sp_lp":
-            parallelize_module(model, mesh, comm.tp_plan(True, True, L))
+            parallelize_module(model, mesh, comm_cases.tp_plan(True, True, L))
         else:
-            comm._fully_shard_llama(model, mesh, True, False)
+            comm_cases._fully_shard_llama(model, mesh, True, False)
         with CommDebugMode() as cdm:
-            records = comm._step(model, *comm._batch(C), mesh, ctx)
+            records = comm_model._step(model, *comm_model._batch(C), mesh, ctx)
     kinds = {"all_reduce": 0, "all_gather": 0, "reduce_scatter": 0}
     for op, n in cdm.get_comm_counts().items():
         name = str(op).replace("allreduce", "all_reduce").replace("allgather", "all_gather")
@@ -101,8 +102,8 @@ def test_counts_agree_with_comm_debug_mode(build):
 
 
 def test_markdown_lines_up_sizes():
-    res = {"A": comm.case_ep(2, s=16), "B": comm.case_ep(2, s=32)}
-    md = comm.markdown(res)
+    res = {"A": comm_cases.case_ep(2, s=16), "B": comm_cases.case_ep(2, s=32)}
+    md = comm_cases.markdown(res)
     assert "| fwd | <root> | all_to_all | float32 | ep=2 | 2 | 16384 | 32768 |" in md
 
 
@@ -110,19 +111,19 @@ def test_markdown_lines_up_sizes():
 
 
 def test_tp_without_sequence_parallel():
-    rows = comm.case_tp(2)
+    rows = comm_cases.case_tp(2)
     assert _tot(rows, "fwd", "all_reduce") == (2 * L + 1, (2 * L + 1) * ACT)  # embed + o_proj + down_proj
     assert _tot(rows, "fwd", "all_gather") == (1, LOGITS)  # lm_head output gathered
     assert _tot(rows, "bwd", "all_reduce") == (5 * L + 1, (5 * L + 1) * ACT)  # q,k,v,gate,up + lm_head input
-    rows = comm.case_tp(2, prepare_input=True)  # one shared input per attention / MLP
+    rows = comm_cases.case_tp(2, prepare_input=True)  # one shared input per attention / MLP
     assert _tot(rows, "bwd", "all_reduce") == (2 * L + 1, (2 * L + 1) * ACT)
-    rows = comm.case_tp(4, loss_parallel=True)
+    rows = comm_cases.case_tp(4, loss_parallel=True)
     assert _tot(rows, "fwd", "all_gather") == (0, 0)
     assert _tot(rows, "fwd", "all_reduce") == (2 * L + 4, (2 * L + 1) * ACT + 3 * C.b * C.s * 4)
 
 
 def test_tp_with_sequence_parallel():
-    rows = comm.case_tp(2, seq_parallel=True, opt_step=True)
+    rows = comm_cases.case_tp(2, seq_parallel=True, opt_step=True)
     assert _tot(rows, "fwd", "reduce_scatter") == (2 * L + 1, (2 * L + 1) * ACT)
     assert _tot(rows, "fwd", "all_gather") == (2 * L + 2, (2 * L + 1) * ACT + LOGITS)
     assert _tot(rows, "bwd", "all_gather") == (2 * L + 1, (2 * L + 1) * ACT)
@@ -132,7 +133,7 @@ def test_tp_with_sequence_parallel():
 
 
 def _param_numels(c):
-    m = comm._tiny(c)
+    m = comm_model._tiny(c)
     layer = sum(p.numel() for p in m.layers[0].parameters())
     return layer, sum(p.numel() for p in m.parameters()) - L * layer
 
@@ -140,7 +141,7 @@ def _param_numels(c):
 @pytest.mark.parametrize("raf", [True, None, False])
 def test_fsdp(raf):
     layer, root = _param_numels(C)  # F=4 divides every dim 0: no padding
-    rows = comm.case_fsdp(4, raf)
+    rows = comm_cases.case_fsdp(4, raf)
     assert _tot(rows, "fwd", "all_gather") == (L + 1, 4 * (L * layer + root))
     regather = {True: (L + 1, 4 * (L * layer + root)), None: (L, 4 * L * layer), False: (0, 0)}[raf]
     assert _tot(rows, "bwd", "all_gather") == regather
@@ -149,13 +150,13 @@ def test_fsdp(raf):
 
 
 def test_fsdp_mixed_precision_dtypes():
-    rows = comm.case_fsdp(4, True, mixed_precision=True)
+    rows = comm_cases.case_fsdp(4, True, mixed_precision=True)
     assert {r.dtype for r in rows if r.collective == "all_gather"} == {"bfloat16"}
     assert {r.dtype for r in rows if r.collective == "reduce_scatter"} == {"float32"}
 
 
 def test_fsdp_tp():
-    rows = comm.case_fsdp_tp(2, 2, seq_parallel=True)
+    rows = comm_cases.case_fsdp_tp(2, 2, seq_parallel=True)
     assert {(r.collective, r.group) for r in rows if r.module.startswith("fsdp:")} >= {
         ("all_gather", "fsdp"), ("reduce_scatter", "fsdp"), ("all_reduce", "tp")}
     norm_ar = [r for r in rows if r.phase == "bwd" and r.collective == "all_reduce"]
@@ -164,7 +165,7 @@ def test_fsdp_tp():
 
 @pytest.mark.parametrize("E_p", [2, 4])
 def test_ep(E_p):
-    rows = comm.case_ep(E_p, n_experts=4, top_k=2, d=64, b=2, s=16)
+    rows = comm_cases.case_ep(E_p, n_experts=4, top_k=2, d=64, b=2, s=16)
     assert _tot(rows, "fwd", "all_to_all") == (2, 2 * 2 * 16 * 2 * 64 * 4)  # dispatch + combine of b·s·k·d
     assert _tot(rows, "bwd", "all_to_all") == (2, 2 * 2 * 16 * 2 * 64 * 4)
 
@@ -172,10 +173,10 @@ def test_ep(E_p):
 @pytest.mark.parametrize("cp", [2, 4])
 def test_cp(cp):
     kv = 2 * C.b * C.n_heads * (C.s // cp) * C.head_dim * 4  # K and V of this rank, after repeat_kv
-    rows = comm.case_cp(cp, "allgather")
+    rows = comm_cases.case_cp(cp, "allgather")
     assert _tot(rows, "fwd", "all_gather") == (L, L * cp * kv)
     assert _tot(rows, "bwd", "all_gather") == (L, L * cp * kv)
     assert _tot(rows, "bwd", "all_to_all") == (cp * L, cp * L * kv)  # dKV ring (fp32 here anyway)
-    rows = comm.case_cp(cp, "alltoall")
+    rows = comm_cases.case_cp(cp, "alltoall")
     assert _tot(rows, "fwd", "all_to_all") == ((cp - 1) * L, (cp - 1) * L * kv)
     assert _tot(rows, "bwd", "all_to_all") == ((2 * cp - 1) * L, (2 * cp - 1) * L * kv)

@@ -1,46 +1,26 @@
 """Measure, by executing torch's own pipeline schedules, how many micro-batches are in flight.
 
-``peak_in_flight(schedule, P_p, m, v)`` starts ``P_p`` CPU processes joined by a gloo
-process group (rendezvous through a ``FileStore`` in a private temporary directory), builds a
-tiny model whose every pipeline chunk is ``Linear(16,16) -> Tanh -> Linear(16,16)``, runs ONE
-training ``step`` of the named ``torch.distributed.pipelining`` schedule over ``m`` micro-batches
-and returns, per rank, the peak number of micro-batches whose saved activations were alive.
+``peak_in_flight(schedule, P_p, m, v)`` starts ``P_p`` CPU processes over gloo (a ``FileStore`` in a private
+temporary directory), builds a tiny model whose every chunk is ``Linear(16,16) -> Tanh -> Linear(16,16)``, runs one
+training ``step`` of the named ``torch.distributed.pipelining`` schedule over ``m`` micro-batches and returns, per
+rank, the peak number of micro-batches whose saved activations were alive.
 
-What is counted ("alive")
--------------------------
-Every forward call of a chunk's module (= one micro-batch through one chunk) runs under
-``torch.autograd.graph.saved_tensors_hooks``.  The pack hook wraps each tensor that autograd
-saves for the backward pass in a small ``_Packed`` object that is owned by the autograd graph
-(the ``SavedVariable``).  Autograd drops that object exactly when it drops the saved tensor:
-during the backward of that micro-batch (``retain_graph=False``), or -- for the zero-bubble
-split backward, which runs the input-gradient pass with ``retain_graph=True`` -- when the
-weight-gradient pass runs / the graph is discarded.  ``_Packed.__del__`` then fires.
+Alive: every chunk forward runs under ``saved_tensors_hooks``; the pack hook wraps each saved tensor in a
+``_Packed`` object owned by autograd, whose ``__del__`` fires when autograd drops it (in that micro-batch's
+backward, or for zero-bubble schedules when the weight pass runs). A (chunk, micro-batch) pair is alive from its
+first saved tensor until its last is released; a rank's count is the alive pairs over its chunks, and the result is
+the maximum over the step: measured on what autograd keeps, not read off the schedule. Received input buffers,
+outputs kept for ``return_outputs`` and the loss's own saved tensors are not saved-for-backward tensors of the
+hooked modules and are not counted. Single-chunk schedules (GPipe, 1F1B) count whole-stage micro-batches;
+multi-chunk ones (interleaved 1F1B, LoopedBFS, interleaved zero bubble, ZBV, DualPipeV) count chunk-micro-batches
+(``to_stage_units`` divides by ``v``). As a cross-check each worker replays the action list torch executes
+(+1 at F, -1 at a full B, -1 at W; I frees nothing) and reports that peak as ``predicted``.
 
-A (chunk, micro-batch) pair is *alive* from the first tensor its forward saves until the last
-of its saved tensors has been released.  The per-rank count at any instant is the number of
-alive (chunk, micro-batch) pairs summed over the chunks the rank holds; the result is the
-maximum of that count over the whole step.  So the number is "micro-batches whose saved
-activations are held in memory", measured on the real objects autograd keeps -- not inferred
-from the schedule's action list.  (The activations the pipeline keeps for other reasons --
-the received input buffer of each stage, the outputs kept for ``return_outputs`` -- are not
-saved-for-backward tensors and are not counted; the loss function's own saved tensors on the
-last stage are outside the hooked module and are not counted either.)
-
-Units: for single-stage schedules (GPipe, 1F1B) a rank holds one chunk, so the count is in
-micro-batches of the whole stage.  For multi-chunk schedules (Interleaved 1F1B, LoopedBFS,
-Interleaved zero bubble, ZBV, DualPipeV) each rank holds ``v`` chunks, each of 1/v of the
-rank's layers, and the count is in *chunk-micro-batches*; ``to_stage_units`` divides by ``v``.
-
-As an independent cross-check each worker also replays the action list torch actually
-executes (``pipeline_order_with_comms[rank]``) -- +1 at F, -1 at a full backward B, -1 at the
-weight pass W (the input pass I frees nothing) -- and reports that peak as ``predicted``.
-
-Call it from a module that is safe to import twice (pytest is; a script needs the usual
-``if __name__ == "__main__":`` guard), since the children are started by multiprocessing's
-forkserver (spawn as a fallback), which re-imports the caller's ``__main__``.  The forkserver
-process, started on the first call with torch preloaded, lives until the caller exits; each
-call's rank processes are joined (or killed after ``timeout``) and its temporary directory is
-removed.  About 2 s for the first call (forkserver start + torch import), 0.2-1 s afterwards.
+Call it from a module safe to import twice (pytest is; a script needs the ``__main__`` guard): the children start
+from multiprocessing's forkserver (spawn as a fallback), which re-imports the caller's ``__main__``. The
+forkserver, started on the first call with torch preloaded, lives until the caller exits; each call's ranks are
+joined (or killed after ``timeout``) and its temporary directory removed. About 2 s for the first call, 0.2-1 s
+afterwards.
 """
 
 from __future__ import annotations
@@ -402,17 +382,10 @@ def measure(schedule: str, P_p: int, m: int, v: int = 1, *, rows: int = ROWS_PER
                                f"{len(hung)} rank(s) hung past {timeout}s; exit codes "
                                f"{[p.exitcode for p in procs]}")
     peaks = [rep["peak"] for rep in reports]  # type: ignore[index]
-    return {
-        "schedule": key, "P_p": P_p, "m": m, "v": v,
-        "peaks": peaks,
-        "stage_units": to_stage_units(peaks, v),
-        "peak_per_chunk": [rep["peak_per_chunk"] for rep in reports],  # type: ignore[index]
-        "predicted": [rep["predicted"] for rep in reports],  # type: ignore[index]
-        "forwards": [rep["forwards"] for rep in reports],  # type: ignore[index]
-        "alive_after_step": [rep["alive_after_step"] for rep in reports],  # type: ignore[index]
-        "wall_s": time.perf_counter() - t0,
-        "ranks": reports,
-    }
+    per_rank = {k: [rep[k] for rep in reports]  # type: ignore[index]
+                for k in ("peak_per_chunk", "predicted", "forwards", "alive_after_step")}
+    return {"schedule": key, "P_p": P_p, "m": m, "v": v, "peaks": peaks, "stage_units": to_stage_units(peaks, v),
+            **per_rank, "wall_s": time.perf_counter() - t0, "ranks": reports}
 
 
 def peak_in_flight(schedule: str, P_p: int, m: int, v: int = 1) -> list[int]:
