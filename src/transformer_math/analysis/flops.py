@@ -42,63 +42,83 @@ def layer_ops(s: ModelSpec, layer: LayerSpec, *, B: int, T: int, L: int = 0, att
 
     mla_decode='naive' is what Hugging Face executes: it decompresses every cached latent at each step.
     """
-    d, h_q, h_kv, d_h = s.d_model, s.n_heads, s.n_kv_heads, s.head_dim
-    N = B * T
     if decode:
-        keys = cached_tokens(layer, L) + 1
-        pairs = keys
+        keys = pairs = cached_tokens(layer, L) + 1
     else:
         keys, pairs = T, int(_pairs(layer, T, attention).value)
-
-    def lin(name: str, d_in: int, d_out: int, *, tokens: int = N) -> Op:
-        return Op(name, (B, tokens // B, d_out), q(name, f.linear_flops, N_tok=tokens, d_in=d_in, d_out=d_out))
-
-    ops: list[Op] = []
+    lin = _Linear(B=B, N=B * T)
     if s.mla is None:
-        ops += [lin("attention.q_proj", d, h_q * d_h), lin("attention.k_proj", d, h_kv * d_h),
-                lin("attention.v_proj", d, h_kv * d_h),
-                Op("attention.scores QK^T", (B, h_q, T, keys),
-                   q("attention.scores", f.attention_score_flops, B=B, h_q=h_q, n_pairs=pairs, d_qk=d_h)),
-                Op("attention.values PV", (B, h_q, T, d_h),
-                   q("attention.values", f.attention_value_flops, B=B, h_q=h_q, n_pairs=pairs, d_v=d_h)),
-                lin("attention.o_proj", h_q * d_h, d)]
+        attn = _attention_ops(s, lin, B=B, T=T, keys=keys, pairs=pairs)
     else:
-        m = s.mla
-        d_qk = m.d_nope + m.d_rope
-        if m.q_rank:
-            ops += [lin("attention.q_a_proj", d, m.q_rank), lin("attention.q_b_proj", m.q_rank, h_q * d_qk)]
-        else:
-            ops.append(lin("attention.q_proj", d, h_q * d_qk))
-        ops.append(lin("attention.kv_a_proj", d, m.kv_rank + m.d_rope))
-        if decode and mla_decode == "absorbed":  # W_UK folded into the query, W_UV applied after attending
-            ops += [lin("attention.absorb_q W_UK", m.d_nope, m.kv_rank, tokens=N * h_q),
-                    Op("attention.scores QK^T", (B, h_q, T, keys), q("attention.scores", f.attention_score_flops,
-                       B=B, h_q=h_q, n_pairs=pairs, d_qk=m.kv_rank + m.d_rope)),
-                    Op("attention.values PV", (B, h_q, T, m.kv_rank), q("attention.values",
-                       f.attention_value_flops, B=B, h_q=h_q, n_pairs=pairs, d_v=m.kv_rank)),
-                    lin("attention.absorb_o W_UV", m.kv_rank, m.d_v, tokens=N * h_q)]
-        else:  # naive: latents decompressed to per-head K and V (in decode: all keys' latents)
-            ops += [lin("attention.kv_b_proj", m.kv_rank, h_q * (m.d_nope + m.d_v), tokens=B * keys if decode else N),
-                    Op("attention.scores QK^T", (B, h_q, T, keys), q("attention.scores", f.attention_score_flops,
-                       B=B, h_q=h_q, n_pairs=pairs, d_qk=d_qk)),
-                    Op("attention.values PV", (B, h_q, T, m.d_v), q("attention.values", f.attention_value_flops,
-                       B=B, h_q=h_q, n_pairs=pairs, d_v=m.d_v))]
-        ops.append(lin("attention.o_proj", h_q * m.d_v, d))
-    g = s.n_up
+        attn = _mla_ops(s, lin, B=B, T=T, keys=keys, pairs=pairs, decode=decode,
+                        absorbed=decode and mla_decode == "absorbed")
+    return attn + _mlp_ops(s, layer, lin)
+
+
+@dataclass(frozen=True, slots=True)
+class _Linear:
+    """A linear op over N tokens (B sequences) unless told otherwise: F = 2·N_tok·d_in·d_out."""
+
+    B: int
+    N: int
+
+    def __call__(self, name: str, d_in: int, d_out: int, *, tokens: int | None = None) -> Op:
+        n = self.N if tokens is None else tokens
+        return Op(name, (self.B, n // self.B, d_out), q(name, f.linear_flops, N_tok=n, d_in=d_in, d_out=d_out))
+
+
+def _core(B: int, T: int, keys: int, pairs: int, h_q: int, d_qk: int, d_v: int) -> list[Op]:
+    """QKᵀ over the attended pairs and the weighted sum of values."""
+    return [Op("attention.scores QK^T", (B, h_q, T, keys),
+               q("attention.scores", f.attention_score_flops, B=B, h_q=h_q, n_pairs=pairs, d_qk=d_qk)),
+            Op("attention.values PV", (B, h_q, T, d_v),
+               q("attention.values", f.attention_value_flops, B=B, h_q=h_q, n_pairs=pairs, d_v=d_v))]
+
+
+def _attention_ops(s: ModelSpec, lin: _Linear, *, B: int, T: int, keys: int, pairs: int) -> list[Op]:
+    d, h_q, h_kv, d_h = s.d_model, s.n_heads, s.n_kv_heads, s.head_dim
+    return [lin("attention.q_proj", d, h_q * d_h), lin("attention.k_proj", d, h_kv * d_h),
+            lin("attention.v_proj", d, h_kv * d_h), *_core(B, T, keys, pairs, h_q, d_h, d_h),
+            lin("attention.o_proj", h_q * d_h, d)]
+
+
+def _mla_ops(s: ModelSpec, lin: _Linear, *, B: int, T: int, keys: int, pairs: int, decode: bool,
+             absorbed: bool) -> list[Op]:
+    """Multi-head latent attention: naive (latents decompressed to per-head K and V; in decode, every cached
+    latent) or absorbed (W_UK folded into the query, W_UV applied after attending)."""
+    m, d, h_q, N = s.mla, s.d_model, s.n_heads, lin.N
+    assert m is not None
+    d_qk = m.d_nope + m.d_rope
+    if m.q_rank:
+        ops = [lin("attention.q_a_proj", d, m.q_rank), lin("attention.q_b_proj", m.q_rank, h_q * d_qk)]
+    else:
+        ops = [lin("attention.q_proj", d, h_q * d_qk)]
+    ops.append(lin("attention.kv_a_proj", d, m.kv_rank + m.d_rope))
+    if absorbed:
+        ops += [lin("attention.absorb_q W_UK", m.d_nope, m.kv_rank, tokens=N * h_q),
+                *_core(B, T, keys, pairs, h_q, m.kv_rank + m.d_rope, m.kv_rank),
+                lin("attention.absorb_o W_UV", m.kv_rank, m.d_v, tokens=N * h_q)]
+    else:
+        ops += [lin("attention.kv_b_proj", m.kv_rank, h_q * (m.d_nope + m.d_v), tokens=B * keys if decode else N),
+                *_core(B, T, keys, pairs, h_q, d_qk, m.d_v)]
+    return ops + [lin("attention.o_proj", h_q * m.d_v, d)]
+
+
+def _mlp_ops(s: ModelSpec, layer: LayerSpec, lin: _Linear) -> list[Op]:
+    d, g = s.d_model, s.n_up
     if layer.mlp == "dense":
-        ops += [lin("mlp.up_gate" if g == 2 else "mlp.up", d, g * layer.d_ff), lin("mlp.down", layer.d_ff, d)]
-    else:
-        m2 = s.moe
-        assert m2 is not None
-        routed = N * m2.experts_per_token
-        ops += [lin("moe.router", d, m2.n_experts),
-                lin("moe.experts.up_gate" if g == 2 else "moe.experts.up", d, g * m2.d_moe, tokens=routed),
-                lin("moe.experts.down", m2.d_moe, d, tokens=routed)]
-        if m2.n_shared:
-            ops += [lin("moe.shared.up_gate" if g == 2 else "moe.shared.up", d, g * m2.shared_width),
-                    lin("moe.shared.down", m2.shared_width, d)]
-        if m2.shared_gate:  # one logit per token: sigmoid(x·w_g) scales the shared output
-            ops.append(lin("moe.shared_gate", d, 1))
+        return [lin("mlp.up_gate" if g == 2 else "mlp.up", d, g * layer.d_ff), lin("mlp.down", layer.d_ff, d)]
+    moe = s.moe
+    assert moe is not None
+    routed = lin.N * moe.experts_per_token
+    ops = [lin("moe.router", d, moe.n_experts),
+           lin("moe.experts.up_gate" if g == 2 else "moe.experts.up", d, g * moe.d_moe, tokens=routed),
+           lin("moe.experts.down", moe.d_moe, d, tokens=routed)]
+    if moe.n_shared:
+        ops += [lin("moe.shared.up_gate" if g == 2 else "moe.shared.up", d, g * moe.shared_width),
+                lin("moe.shared.down", moe.shared_width, d)]
+    if moe.shared_gate:  # one logit per token: sigmoid(x·w_g) scales the shared output
+        ops.append(lin("moe.shared_gate", d, 1))
     return ops
 
 
