@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from transformer_math.analysis import efficiency as k
 from transformer_math.analysis.efficiency import Efficiency
-from transformer_math.analysis.flops import cached_tokens, layer_ops
+from transformer_math.analysis.flops import Op, cached_tokens, layer_ops
 from transformer_math.analysis.quantity import Quantity, q
 from transformer_math.config.hardware import HardwareSpec
 from transformer_math.config.spec import LayerSpec, ModelSpec
@@ -191,45 +191,56 @@ def layer_costs(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: E
     """
     tp, cp = shard.tp, shard.cp
     N = B * T
-    out = []
     keys = cached_tokens(layer, L) + 1 if decode else T * cp
     linear_ops = layer_ops(s, layer, B=B, T=T, L=L, decode=decode)
     attention_ops = linear_ops if decode else layer_ops(s, layer, B=B, T=T * cp,
                                                         attention="causal" if flash else "dense")
     bf16 = hw.peak("bf16")
-    for op in linear_ops:
-        x = op.flops.inputs
-        if op.name.startswith(("attention.scores", "attention.values")):
-            continue
-        d_in, d_out, tokens = x["d_in"], x["d_out"], x["N_tok"]
-        dt = wd.get(_dtype_group(op.name), wd["*"])
-        per = float(d_in * d_out * dt.bytes_per_element)
-        F = op.flops.value / tp
-        if op.name.startswith("moe.experts") and s.moe:
-            group_tokens = shard.expert_group_tokens or N
-            touched = experts_touched(s.moe.n_experts, s.moe.experts_per_token, group_tokens)
-            weights = per * touched / shard.expert_shards
-        else:
-            weights = per / tp
-        runs_at = linear_peak or compute_dtype(dt, act)
-        b_in = _act_bytes(act) if act != "auto" and runs_at == _ACT_CLASS[act] else b_a
-        moved = weights + tokens * (d_in * b_in + d_out * b_a) / tp
-        peak = hw.peak(runs_at)
-        t_dq = 0.0
-        if dequantized(dt, runs_at):  # dequantizing in the load path adds CUDA-core work
-            t_dq = weights / float(dt.bytes_per_element) * eff.dequant_ops / hw.peak("fp32")
-        if op.name.startswith("moe.experts") and s.moe:  # each expert's GEMM has its share of the routed rows
-            eta = eff.moe_gemm * eff.gemm_efficiency(max(d_out / tp, 1), d_in, tokens / s.moe.n_experts, runs_at)
-        else:
-            eta = eff.gemm_efficiency(max(d_out / tp, 1), d_in, tokens, runs_at)
-        out.append(_roofline(hw, eff, layer=layer.kind, name=op.name, kind="linear", count=n, F=F, eta=eta, peak=peak,
-                             moved=moved,
-                             weights=weights, t_dq=t_dq, shape=(tokens, d_in, d_out)))
+    out = [_linear_cost(s, layer, n, hw, eff, op, shard=shard, N=N, wd=wd, runs_at=linear_peak, act=act, b_a=b_a)
+           for op in linear_ops if not op.name.startswith(("attention.scores", "attention.values"))]
     out += _attention(s, layer, n, hw, eff, ops=attention_ops, B=B, N=N, keys=keys, decode=decode, tp=tp, cp=cp,
                       kv=kv, flash=flash, b_a=b_a, bf16=bf16)
-    out.append(_roofline(hw, eff, layer=layer.kind, name="elementwise", kind="elementwise", count=n, F=0.0, eta=1.0,
-                         peak=bf16, moved=elementwise_bytes(s, layer, N=N, tp=tp, sp=shard.sp, b_a=b_a),
-                         kernels=eff.elementwise_kernels))
+    return out + _memory_ops(s, layer, n, hw, eff, B=B, N=N, decode=decode, shard=shard, kv=kv, b_a=b_a,
+                             training=training)
+
+
+def _linear_cost(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: Efficiency, op: Op, *,
+                 shard: Sharding, N: int, wd: Mapping[str, DType], runs_at: str | None, act: str,
+                 b_a: int) -> OpCost:
+    """One linear op on one GPU: its weights (routed experts: those the tokens touch, over E_p), activations in
+    and out, the GEMM efficiency of its shape, and the dequantization work of weight-only formats."""
+    tp, x = shard.tp, op.flops.inputs
+    d_in, d_out, tokens = x["d_in"], x["d_out"], x["N_tok"]
+    dt = wd.get(_dtype_group(op.name), wd["*"])
+    per = float(d_in * d_out * dt.bytes_per_element)
+    experts = op.name.startswith("moe.experts") and s.moe is not None
+    if experts and s.moe:
+        touched = experts_touched(s.moe.n_experts, s.moe.experts_per_token, shard.expert_group_tokens or N)
+        weights = per * touched / shard.expert_shards
+    else:
+        weights = per / tp
+    runs_at = runs_at or compute_dtype(dt, act)
+    b_in = _act_bytes(act) if act != "auto" and runs_at == _ACT_CLASS[act] else b_a
+    moved = weights + tokens * (d_in * b_in + d_out * b_a) / tp
+    t_dq = 0.0
+    if dequantized(dt, runs_at):  # dequantizing in the load path adds CUDA-core work
+        t_dq = weights / float(dt.bytes_per_element) * eff.dequant_ops / hw.peak("fp32")
+    if experts and s.moe:  # each expert's GEMM has its share of the routed rows
+        eta = eff.moe_gemm * eff.gemm_efficiency(max(d_out / tp, 1), d_in, tokens / s.moe.n_experts, runs_at)
+    else:
+        eta = eff.gemm_efficiency(max(d_out / tp, 1), d_in, tokens, runs_at)
+    return _roofline(hw, eff, layer=layer.kind, name=op.name, kind="linear", count=n, F=op.flops.value / tp,
+                     eta=eta, peak=hw.peak(runs_at), moved=moved, weights=weights, t_dq=t_dq,
+                     shape=(tokens, d_in, d_out))
+
+
+def _memory_ops(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: Efficiency, *, B: int, N: int,
+                decode: bool, shard: Sharding, kv: DType, b_a: int, training: bool) -> list[OpCost]:
+    """The bandwidth-bound rest of a layer: element-wise kernels, MoE token permutation, the KV-cache write."""
+    tp, bf16 = shard.tp, hw.peak("bf16")
+    out = [_roofline(hw, eff, layer=layer.kind, name="elementwise", kind="elementwise", count=n, F=0.0, eta=1.0,
+                     peak=bf16, moved=elementwise_bytes(s, layer, N=N, tp=tp, sp=shard.sp, b_a=b_a),
+                     kernels=eff.elementwise_kernels)]
     if layer.mlp != "dense" and s.moe:  # tokens permuted to their experts and back: e copies written and read twice
         moved = float(N * s.moe.experts_per_token * s.d_model * b_a * k.MOE_DISPATCH_PASSES) / (tp if shard.sp else 1)
         out.append(_roofline(hw, eff, layer=layer.kind, name="moe.dispatch", kind="elementwise", count=n, F=0.0,
