@@ -19,7 +19,6 @@ from transformer_math.cli import main  # noqa: E402
 from transformer_math.web import server  # noqa: E402
 from transformer_math.web.app import create_app  # noqa: E402
 
-
 # ------------------------------------------------------------------------------------------------------------------
 # the wire: a real server, raw sockets
 
