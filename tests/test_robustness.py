@@ -41,7 +41,9 @@ def test_only_tmath_errors_escape(cfg, batch, context):
     except tm.TmathError as e:
         assert str(e)
         return
-    assert r["params.total"] > 0 and r["memory.kv_cache_bytes"] > 0 and r["flops.prefill"] > 0
+    assert r["params.total"] > 0 and r["flops.prefill"] > 0
+    # A window of 1 token caches nothing after the prefill (the cache holds S − 1 tokens, as Hugging Face's does)
+    assert r["memory.kv_cache_bytes"] > 0 or all(layer.window == 1 for layer in r.spec.layers)
 
 
 @pytest.mark.parametrize("change, field", [
