@@ -55,12 +55,13 @@ def layer_ops(s: ModelSpec, layer: LayerSpec, *, B: int, T: int, L: int = 0, att
     return attn + _mlp_ops(s, layer, lin)
 
 
-@dataclass(frozen=True, slots=True)
 class _Linear:
     """A linear op over N tokens (B sequences) unless told otherwise: F = 2·N_tok·d_in·d_out."""
 
-    B: int
-    N: int
+    __slots__ = ("B", "N")
+
+    def __init__(self, *, B: int, N: int) -> None:  # a plain class: a dataclass costs start-up time
+        self.B, self.N = B, N
 
     def __call__(self, name: str, d_in: int, d_out: int, *, tokens: int | None = None) -> Op:
         n = self.N if tokens is None else tokens

@@ -6,6 +6,7 @@ puts numbers in their place, so each result can be shown as `M_KV = B·L·N_L·2
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,11 +33,10 @@ class Formula:
             name = m.group().removeprefix("1_")
             return _show(inputs[name]) if name in inputs else m.group()
 
-        return _NAME.sub(value, self.expr)
+        return _name_pattern().sub(value, self.expr)
 
 
 REGISTRY: dict[str, Formula] = {}
-_NAME = re.compile(r"(?<![0-9])1_\w+|[^\W\d]\w*")  # symbols may be Greek (α, η_bw)
 
 
 def formula(*, id: str, symbol: str, unit: str, expr: str, source: str) -> Callable[[FormulaFn], FormulaFn]:
@@ -50,6 +50,12 @@ def formula(*, id: str, symbol: str, unit: str, expr: str, source: str) -> Calla
         return fn
 
     return wrap
+
+
+@functools.cache
+def _name_pattern() -> re.Pattern[str]:
+    """Symbols in an expression (they may be Greek: α, η_bw); compiled on first use, not at start-up."""
+    return re.compile(r"(?<![0-9])1_\w+|[^\W\d]\w*")
 
 
 def _show(v: object) -> str:
