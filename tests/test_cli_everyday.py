@@ -144,3 +144,19 @@ def test_help_shows_defaults_and_every_command(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert all(name in out for name in ("analyze", "compare", "serve", "train", "chinchilla", "calibrate"))
+
+
+def test_console_script_keeps_exit_status_and_all_output():
+    """The console entry skips interpreter teardown: the status and every byte of output must survive it."""
+    import subprocess
+    import sys
+
+    def tmath(*argv):
+        return subprocess.run([sys.executable, "-m", "transformer_math.cli", *argv], capture_output=True, text=True)
+
+    ok = tmath("analyze", "deepseek-v3", "--json", "--ops")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["params.total"] == tm.analyze("deepseek-v3")["params.total"]
+    bad = tmath("serve", "gpt2", "--gpu", "h101")
+    assert bad.returncode == 2 and bad.stderr.startswith("tmath: error: gpu: got 'h101'")
+    too_big = tmath("serve", "llama-3.1-405b", "--gpu", "l4")
+    assert too_big.returncode == 3 and "fits: NO" in too_big.stdout

@@ -1,5 +1,5 @@
-import sys
+"""`python -m transformer_math`: the tmath command."""
 
-from transformer_math.cli import main
+from transformer_math.cli import entry
 
-sys.exit(main())
+entry()
