@@ -372,8 +372,8 @@ def measure(schedule: str, P_p: int, m: int, v: int = 1, *, rows: int = ROWS_PER
             else:
                 reports.append(None)
     errors = [rep for rep in reports if rep and "error" in rep]
-    if errors:
-        e = errors[0]
+    if errors:  # torch's rejection on one rank makes its peers fail to connect: report the rejection
+        e = next((x for x in errors if x.get("error_type") == "ValueError"), errors[0])
         if e.get("error_type") == "ValueError":
             raise ValueError(f"torch rejected {schedule} P_p={P_p} m={m} v={v}: {e['error']}")
         raise PipelineRunError(f"rank {e['rank']} failed: {e['error']}\n{e['traceback']}")

@@ -191,7 +191,7 @@ def layer_costs(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: E
     """
     tp, cp = shard.tp, shard.cp
     N = B * T
-    keys = cached_tokens(layer, L) + 1 if decode else T * cp
+    keys = cached_tokens(layer, L, s.n_sink_tokens) + 1 if decode else T * cp
     linear_ops = layer_ops(s, layer, B=B, T=T, L=L, decode=decode)
     attention_ops = linear_ops if decode else layer_ops(s, layer, B=B, T=T * cp,
                                                         attention="causal" if flash else "dense")

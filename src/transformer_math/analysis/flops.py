@@ -25,9 +25,10 @@ class Op:
     flops: Quantity
 
 
-def cached_tokens(layer: LayerSpec, L: int) -> int:
-    """L_kv: tokens a layer's cache holds after L tokens (HF keeps S-1 on window layers)."""
-    return L if layer.attention == "full" else min(L, layer.window - 1)  # type: ignore[operator]
+def cached_tokens(layer: LayerSpec, L: int, k_sinks: int = 0) -> int:
+    """L_kv: tokens a layer's cache holds after L tokens: all of them on full layers; on window layers the last
+    S − 1 (as Hugging Face keeps them) plus the k_sinks first tokens a StreamingLLM cache pins."""
+    return L if layer.attention == "full" else min(L, layer.window - 1 + k_sinks)  # type: ignore[operator]
 
 
 def _pairs(layer: LayerSpec, T: int, attention: str) -> Quantity:
@@ -43,7 +44,7 @@ def layer_ops(s: ModelSpec, layer: LayerSpec, *, B: int, T: int, L: int = 0, att
     mla_decode='naive' is what Hugging Face executes: it decompresses every cached latent at each step.
     """
     if decode:
-        keys = pairs = cached_tokens(layer, L) + 1
+        keys = pairs = cached_tokens(layer, L, s.n_sink_tokens) + 1
     else:
         keys, pairs = T, int(_pairs(layer, T, attention).value)
     lin = _Linear(B=B, N=B * T)

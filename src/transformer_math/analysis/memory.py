@@ -68,7 +68,7 @@ def kv_cache_bytes(s: ModelSpec, *, B: int, L: int, kv: DType) -> Quantity:
     b = kv.bytes_per_element
     by_tokens: dict[int, int] = {}
     for layer, n in s.layer_kinds:
-        L_kv = cached_tokens(layer, L)
+        L_kv = cached_tokens(layer, L, s.n_sink_tokens)
         by_tokens[L_kv] = by_tokens.get(L_kv, 0) + n
     parts = []
     for L_kv, n in by_tokens.items():

@@ -149,7 +149,7 @@ def kv_tokens(s: ModelSpec, L: int, *, block: int = 16) -> int:
     width = (s.mla.kv_rank + s.mla.d_rope) if s.mla else 2 * s.kv_dim
     total_ = 0
     for layer, n in s.layer_kinds:
-        tokens = cached_tokens(layer, L) + (0 if layer.attention == "full" else 1)
+        tokens = cached_tokens(layer, L, s.n_sink_tokens) + (0 if layer.attention == "full" else 1)
         total_ += n * math.ceil(tokens / block) * block * width
     return total_
 

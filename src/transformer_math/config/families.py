@@ -75,7 +75,8 @@ def _mixtral(r: _Reader, name: str) -> ModelSpec:
 
 
 def _gemma3(r: _Reader, name: str) -> ModelSpec:
-    c = _common(r, head_dim_default=256, tie_default=True, act_key="hidden_activation", ctx_default=131072)
+    c = _common(r, head_dim_default=256, tie_default=True, act_key="hidden_activation", ctx_default=131072,
+                act_default="gelu_pytorch_tanh")  # Gemma3TextConfig's default
     n = c["n_layers"]
     if r.cfg.get("layer_types") is None:
         pattern = r.int("sliding_window_pattern", 6)
@@ -136,15 +137,16 @@ def _llama4(r: _Reader, name: str) -> ModelSpec:
     bias = r.bool("attention_bias", False)
     # parameter-free: an L2 qk-norm, attention temperature on NoPE layers, router noise in training
     r.read.update(("use_qk_norm", "attn_temperature_tuning", "floor_scale", "attn_scale", "router_jitter_noise"))
-    return ModelSpec(name=name, family="llama4", **c, qkv_bias=bias, o_bias=bias, moe=replace(moe, scoring="sigmoid"),
-                     layers=layers)
+    # Llama4Router: sigmoid over the top-e logits, never renormalized
+    return ModelSpec(name=name, family="llama4", **c, qkv_bias=bias, o_bias=bias,
+                     moe=replace(moe, scoring="sigmoid", norm_topk=False), layers=layers)
 
 
 def _deepseek(r: _Reader, name: str, *, family: str, q_rank: int, shared: int, ctx: int, scoring: str,
-              norm_topk: bool | None) -> ModelSpec:
+              norm_topk: bool | None, first_dense: int) -> ModelSpec:
     """DeepSeek-V2/V3: MLA attention, the first k layers dense, then routed + shared experts. The defaults for
-    absent keys differ between the two config classes (q_rank, shared, ctx); an explicit null q_lora_rank is a
-    full-rank W_Q (DeepSeek-V2-Lite)."""
+    absent keys are the config classes' and differ between the two (q_rank, shared, ctx, first dense layers); an
+    explicit null q_lora_rank is a full-rank W_Q (DeepSeek-V2-Lite)."""
     c = _common(r, head_dim_default=None, ctx_default=ctx)
     n, h = c["n_layers"], c["n_heads"]
     mla = MLASpec(q_rank=_int_or_null(r, "q_lora_rank", q_rank), kv_rank=r.int("kv_lora_rank"),
@@ -154,7 +156,7 @@ def _deepseek(r: _Reader, name: str, *, family: str, q_rank: int, shared: int, c
     moe = MoESpec(n_experts=r.int("n_routed_experts"), experts_per_token=r.int("num_experts_per_tok"), d_moe=d_moe,
                   n_shared=n_shared, d_shared=d_moe, scoring=scoring,
                   norm_topk=r.bool("norm_topk_prob", True) if norm_topk is None else norm_topk)
-    first_dense, d_ff = r.int("first_k_dense_replace", 0, low=0, high=MAX_LAYERS), r.int("intermediate_size")
+    first_dense, d_ff = r.int("first_k_dense_replace", first_dense, low=0, high=MAX_LAYERS), r.int("intermediate_size")
     r.read.update(("moe_layer_freq", "n_group", "topk_group", "routed_scaling_factor",
                    "topk_method", "scoring_func", "num_nextn_predict_layers", "ep_size", "aux_loss_alpha",
                    "seq_aux", "rope_interleave"))
@@ -164,7 +166,10 @@ def _deepseek(r: _Reader, name: str, *, family: str, q_rank: int, shared: int, c
 
 
 def _deepseek_v3(r: _Reader, name: str) -> ModelSpec:
-    return _deepseek(r, name, family="deepseek_v3", q_rank=0, shared=0, ctx=4096, scoring="sigmoid", norm_topk=None)
+    """DeepseekV3Config: q_lora_rank 1536, 1 shared expert and 3 first dense layers unless the file says otherwise;
+    a sigmoid router with a score-correction bias (modeling_deepseek_v3.py)."""
+    return _deepseek(r, name, family="deepseek_v3", q_rank=1536, shared=1, ctx=4096, scoring="sigmoid",
+                     norm_topk=None, first_dense=3)
 
 
 def _deepseek_v2(r: _Reader, name: str) -> ModelSpec:
@@ -174,7 +179,7 @@ def _deepseek_v2(r: _Reader, name: str) -> ModelSpec:
         raise TmathError(r.prefix + "mlp_bias", True, "false (biased DeepSeek-V2 MLPs are not modelled)")
     r.read.add("norm_topk_prob")  # DeepseekV2TopkRouter never renormalizes its top-e weights
     return _deepseek(r, name, family="deepseek_v2", q_rank=1536, shared=2, ctx=2048, scoring="softmax",
-                     norm_topk=False)
+                     norm_topk=False, first_dense=0)
 
 def _gpt2(r: _Reader, name: str) -> ModelSpec:
     d, h = r.int("n_embd"), r.int("n_head")
@@ -235,7 +240,8 @@ def _phi3(r: _Reader, name: str) -> ModelSpec:
 def _gemma2(r: _Reader, name: str) -> ModelSpec:
     """Gemma 2: sliding and full layers alternate (even layers slide), four norms per layer around each block,
     attention and final logits soft-capped (tanh, no weights), tied head by default."""
-    c = _common(r, head_dim_default=256, tie_default=True, act_key="hidden_activation", ctx_default=8192)
+    c = _common(r, head_dim_default=256, tie_default=True, act_key="hidden_activation", ctx_default=8192,
+                act_default="gelu_pytorch_tanh")  # Gemma2Config's default
     n = c["n_layers"]
     if r.cfg.get("layer_types") is None:
         window = r.int("sliding_window", 4096, high=MAX_CONTEXT)

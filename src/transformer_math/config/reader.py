@@ -121,7 +121,7 @@ _GATED = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_pytorch_tanh": 
 
 
 def _common(r: _Reader, *, head_dim_default: int | None, tie_default: bool = False,
-            act_key: str = "hidden_act", ctx_default: int = 2048) -> dict[str, Any]:
+            act_key: str = "hidden_act", ctx_default: int = 2048, act_default: str = "silu") -> dict[str, Any]:
     """The keys every RoPE decoder family shares (llama layout)."""
     d, h_q = r.int("hidden_size"), r.int("num_attention_heads")
     h_kv = r.int("num_key_value_heads", h_q)
@@ -131,7 +131,7 @@ def _common(r: _Reader, *, head_dim_default: int | None, tie_default: bool = Fal
             raise TmathError(r.prefix + "head_dim", None,
                              f"required when hidden_size ({d}) is not a multiple of num_attention_heads ({h_q})")
         head_dim = d // h_q
-    act = r.str(act_key, "silu")
+    act = r.str(act_key, act_default)
     if act not in _GATED:
         raise TmathError(r.prefix + act_key, act, f"one of {', '.join(sorted(_GATED))}")
     rope_key = "rope_scaling" if r.cfg.get("rope_scaling") is not None else "rope_parameters"

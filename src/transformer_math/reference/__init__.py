@@ -1,0 +1,53 @@
+"""Reference PyTorch modules built from a ModelSpec: short, readable, and equal to the Hugging Face models.
+
+Each module's docstring gives its formulas in the symbols of docs/symbols.md; tensors are named by their shape
+(x_BTD: batch × tokens × d; q_BHTD: batch × heads × tokens × d_h; s_BHTS: scores over S keys). Needs torch
+(`pip install 'transformer-math[torch]'`); `import transformer_math` never imports this package.
+
+    model = build(spec)                     # or build(spec, details_from_hf(config)) for the exact RoPE/ε
+    logits = model(ids_BT)                  # B×T×V
+    cache = model.new_cache(); model(ids_BT, cache); model(next_B1, cache)   # cached decoding
+
+Interface for the attention and MLP modules written beside these (mla.py, moe.py)
+----------------------------------------------------------------------------------
+model.py builds, lazily (imported only when a spec needs them):
+  * `transformer_math.reference.mla.MLA(spec, layer_index)` when spec.mla is set — the attention interface of
+    attention.py: `forward(x_BTD, pos_T, cache=None, *, causal=True, prefix=0) -> y_BTD` (pos_T: LongTensor of
+    the T new tokens' absolute positions, shared by the batch) and `new_cache()` returning a layer cache with
+    `update(a, b, pos_T) -> (a_all, b_all, pos_S)` and `nbytes()` (cache.FullCache can hold the latent c_KV as
+    `a` and the RoPE key as `b`). Shape-free numbers (norm ε, RoPE recipe) come from `details.details_for(spec)`.
+  * `transformer_math.reference.moe.MoE(spec)` for every layer whose LayerSpec.mlp == "moe":
+    `forward(x_BTD) -> y_BTD`, with `.aux_losses` (a list of tensors) after each forward; Model.aux_losses()
+    collects them.
+load_hf_state_dict knows the dense families' names (llama-like, phi3, gpt2, gpt_neox); MoE/MLA names are to add.
+"""
+
+from __future__ import annotations
+
+from transformer_math.config.spec import ModelSpec
+from transformer_math.reference.attention import Attention, attention_mask
+from transformer_math.reference.cache import FullCache, ModelCache, WindowCache
+from transformer_math.reference.details import Details, RopeConfig, details_for, details_from_hf
+from transformer_math.reference.mlp import MLP
+from transformer_math.reference.model import (
+    Block,
+    Model,
+    convert_hf_state_dict,
+    generate_greedy,
+    load_hf_state_dict,
+)
+from transformer_math.reference.norms import LayerNorm, RMSNorm
+from transformer_math.reference.positions import RoPE, alibi_bias, alibi_slopes, rope_frequencies, sinusoidal_positions
+
+
+def build(spec: ModelSpec, details: Details | None = None) -> Model:
+    """The reference model of `spec` (fp32, random weights; load_hf_state_dict fills them)."""
+    return Model(spec, details)
+
+
+__all__ = [
+    "MLP", "Attention", "Block", "Details", "FullCache", "LayerNorm", "Model", "ModelCache", "RMSNorm", "RoPE",
+    "RopeConfig", "WindowCache", "alibi_bias", "alibi_slopes", "attention_mask", "build", "convert_hf_state_dict",
+    "details_for", "details_from_hf", "generate_greedy", "load_hf_state_dict", "rope_frequencies",
+    "sinusoidal_positions",
+]
