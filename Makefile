@@ -15,6 +15,7 @@ test: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/python scripts/gen_symbols_doc.py --check
+	$(BIN)/python scripts/gen_reference_doc.py --check
 	$(BIN)/ruff check
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -p no:cacheprovider

@@ -203,8 +203,8 @@ def test_analyzer_moe_flops_equal_execution(family):
 
 
 def test_capacity_expert_flops_by_hand():
-    """With capacity every expert runs C rows, padding included: E·C·2·(g_up+1)·d·d_moe (+ the router). The
-    analyzer has no capacity term yet: it counts N·e routed rows."""
+    """With capacity every expert runs C rows, padding included: E·C·2·(g_up+1)·d·d_moe (+ the router), worked
+    by hand here; tests/test_moe_capacity.py holds the analyzer's capacity formulas against the same module."""
     spec, _ = configs("mixtral")
     B, T, E, e, F_ = 2, 6, 8, 2, 16
     for cap in (1.0, 1.25, 3.0):

@@ -197,7 +197,8 @@ def layer_costs(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: E
                                                         attention="causal" if flash else "dense")
     bf16 = hw.peak("bf16")
     out = [_linear_cost(s, layer, n, hw, eff, op, shard=shard, N=N, wd=wd, runs_at=linear_peak, act=act, b_a=b_a)
-           for op in linear_ops if not op.name.startswith(("attention.scores", "attention.values"))]
+           for op in linear_ops
+           if not op.name.startswith(("attention.scores", "attention.values", "attention.linear_"))]
     out += _attention(s, layer, n, hw, eff, ops=attention_ops, B=B, N=N, keys=keys, decode=decode, tp=tp, cp=cp,
                       kv=kv, flash=flash, b_a=b_a, bf16=bf16)
     return out + _memory_ops(s, layer, n, hw, eff, B=B, N=N, decode=decode, shard=shard, kv=kv, b_a=b_a,
@@ -258,7 +259,8 @@ def _attention(s: ModelSpec, layer: LayerSpec, n: int, hw: HardwareSpec, eff: Ef
                N: int, keys: int, decode: bool, tp: int, cp: int, kv: DType, flash: bool, b_a: int,
                bf16: float) -> list[OpCost]:
     """QK^T and PV as one attention kernel: flash (fused, η_attention) or unfused (batched GEMMs + score passes)."""
-    F = sum(op.flops.value for op in ops if op.name.startswith(("attention.scores", "attention.values"))) / tp / cp
+    F = sum(op.flops.value for op in ops
+            if op.name.startswith(("attention.scores", "attention.values", "attention.linear_"))) / tp / cp
     kv_bytes = 0.0
     if decode:
         width = (s.mla.kv_rank + s.mla.d_rope) if s.mla else s.kv_dim

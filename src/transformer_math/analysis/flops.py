@@ -27,7 +27,10 @@ class Op:
 
 def cached_tokens(layer: LayerSpec, L: int, k_sinks: int = 0) -> int:
     """L_kv: tokens a layer's cache holds after L tokens: all of them on full layers; on window layers the last
-    S − 1 (as Hugging Face keeps them) plus the k_sinks first tokens a StreamingLLM cache pins."""
+    S − 1 (as Hugging Face keeps them) plus the k_sinks first tokens a StreamingLLM cache pins; none on linear
+    layers, whose fixed-size state (memory.linear_state) replaces the tokens."""
+    if layer.attention == "linear":
+        return 0
     return L if layer.attention == "full" else min(L, layer.window - 1 + k_sinks)  # type: ignore[operator]
 
 
@@ -43,6 +46,9 @@ def layer_ops(s: ModelSpec, layer: LayerSpec, *, B: int, T: int, L: int = 0, att
 
     mla_decode='naive' is what Hugging Face executes: it decompresses every cached latent at each step.
     """
+    if layer.attention == "linear":  # no query-key pairs: T tokens (1 when decoding), whatever L
+        lin = _Linear(B=B, N=B * (1 if decode else T))
+        return _linear_attention_ops(s, lin, B=B, T=1 if decode else T) + _mlp_ops(s, layer, lin)
     if decode:
         keys = pairs = cached_tokens(layer, L, s.n_sink_tokens) + 1
     else:
@@ -84,6 +90,20 @@ def _attention_ops(s: ModelSpec, lin: _Linear, *, B: int, T: int, keys: int, pai
             lin("attention.o_proj", h_q * d_h, d)]
 
 
+def _linear_attention_ops(s: ModelSpec, lin: _Linear, *, B: int, T: int) -> list[Op]:
+    """Linear attention (reference/linear_attention.py): the attention projections, then per token the state
+    update φ(k)ᵀv per KV head and the readout φ(q)·S, φ(q)·z per query head, prefill and decode alike."""
+    d, h_q, h_kv, d_h = s.d_model, s.n_heads, s.n_kv_heads, s.head_dim
+    return [lin("attention.q_proj", d, h_q * d_h), lin("attention.k_proj", d, h_kv * d_h),
+            lin("attention.v_proj", d, h_kv * d_h),
+            Op("attention.linear_state φ(k)^T v", (B, h_kv, T, d_h, d_h),
+               q("attention.linear_state", f.linear_attention_state_flops, B=B, T=T, h_kv=h_kv, d_k=d_h, d_v=d_h)),
+            Op("attention.linear_readout φ(q)·S, φ(q)·z", (B, h_q, T, d_h + 1),
+               q("attention.linear_readout", f.linear_attention_readout_flops, B=B, T=T, h_q=h_q, d_k=d_h,
+                 d_v=d_h)),
+            lin("attention.o_proj", h_q * d_h, d)]
+
+
 def _mla_ops(s: ModelSpec, lin: _Linear, *, B: int, T: int, keys: int, pairs: int, decode: bool,
              absorbed: bool) -> list[Op]:
     """Multi-head latent attention: naive (latents decompressed to per-head K and V; in decode, every cached
@@ -112,16 +132,33 @@ def _mlp_ops(s: ModelSpec, layer: LayerSpec, lin: _Linear) -> list[Op]:
         return [lin("mlp.up_gate" if g == 2 else "mlp.up", d, g * layer.d_ff), lin("mlp.down", layer.d_ff, d)]
     moe = s.moe
     assert moe is not None
-    routed = lin.N * moe.experts_per_token
-    ops = [lin("moe.router", d, moe.n_experts),
-           lin("moe.experts.up_gate" if g == 2 else "moe.experts.up", d, g * moe.d_moe, tokens=routed),
-           lin("moe.experts.down", moe.d_moe, d, tokens=routed)]
+    ops = [lin("moe.router", d, moe.n_experts), *_expert_ops(s, lin)]
     if moe.n_shared:
         ops += [lin("moe.shared.up_gate" if g == 2 else "moe.shared.up", d, g * moe.shared_width),
                 lin("moe.shared.down", moe.shared_width, d)]
     if moe.shared_gate:  # one logit per token: sigmoid(x·w_g) scales the shared output
         ops.append(lin("moe.shared_gate", d, 1))
     return ops
+
+
+def _expert_ops(s: ModelSpec, lin: _Linear) -> list[Op]:
+    """The routed experts' two matmuls: N·e rows, or with a capacity factor E·C_exp rows (every expert runs its
+    C_exp slots, empty ones zero-padded, as reference/moe.py executes them; overflowing assignments dropped)."""
+    moe, d, g = s.moe, s.d_model, s.n_up
+    assert moe is not None
+    up = "moe.experts.up_gate" if g == 2 else "moe.experts.up"
+    if moe.capacity_factor is None:
+        routed = lin.N * moe.experts_per_token
+        return [lin(up, d, g * moe.d_moe, tokens=routed), lin("moe.experts.down", moe.d_moe, d, tokens=routed)]
+    E, e = moe.n_experts, moe.experts_per_token
+    C = f.expert_capacity(C_cap=moe.capacity_factor, N_tok=lin.N, e=e, E=E)
+    rows = f.expert_rows(N_tok=lin.N, e=e, E=E, C_exp=C)
+    drop = f.dropped_min(N_tok=lin.N, e=e, E=E, C_exp=C)
+    note = (f"C_cap = {moe.capacity_factor:g}: C_exp = ⌈C_cap·N·e/E⌉ = {C} slots per expert, N_rows = E·C_exp = "
+            f"{rows} rows (padding included) for N·e = {lin.N * e} assignments; n_drop,min = {drop} of them dropped "
+            "even under perfectly balanced routing (more when routing is skewed)")
+    return [Op(name, (E, C, d_out), q(name, f.linear_flops, N_tok=rows, d_in=d_in, d_out=d_out, note=note))
+            for name, d_in, d_out in ((up, d, g * moe.d_moe), ("moe.experts.down", moe.d_moe, d))]
 
 
 def forward_flops(s: ModelSpec, *, B: int, T: int, L: int = 0, attention: str = "dense", decode: bool = False,
@@ -141,7 +178,7 @@ def forward_flops(s: ModelSpec, *, B: int, T: int, L: int = 0, attention: str = 
 
 def _times(x: Quantity, n: int) -> Quantity:
     return Quantity(key=x.key, value=x.value * n, unit=x.unit, symbol=x.symbol, formula_id=x.formula_id,
-                    inputs=x.inputs, count=n)
+                    inputs=x.inputs, count=n, note=x.note)
 
 
 def recompute_flops(s: ModelSpec, *, B: int, T: int, recompute: str, attention: str = "dense") -> Quantity:

@@ -64,10 +64,14 @@ def _mix_part(group: str, typ: str, n: int) -> Quantity:
 
 
 def kv_cache_bytes(s: ModelSpec, *, B: int, L: int, kv: DType) -> Quantity:
-    """memory.kv_cache_bytes after L tokens per sequence, B sequences, per layer kind."""
+    """memory.kv_cache_bytes after L tokens per sequence, B sequences, per layer kind; linear-attention layers
+    keep their state (memory.linear_state, the same size at every L) instead of tokens."""
     b = kv.bytes_per_element
     by_tokens: dict[int, int] = {}
+    n_linear = sum(n for layer, n in s.layer_kinds if layer.attention == "linear")
     for layer, n in s.layer_kinds:
+        if layer.attention == "linear":
+            continue
         L_kv = cached_tokens(layer, L, s.n_sink_tokens)
         by_tokens[L_kv] = by_tokens.get(L_kv, 0) + n
     parts = []
@@ -79,6 +83,9 @@ def kv_cache_bytes(s: ModelSpec, *, B: int, L: int, kv: DType) -> Quantity:
         else:
             parts.append(q(name, f.kv_cache_mla_bytes, B=B, L_kv=L_kv, n_layers=n, d_c=s.mla.kv_rank,
                            d_rope=s.mla.d_rope, b_kv=b))
+    if n_linear:
+        parts.append(q("linear_state", f.linear_state_bytes, B=B, n_layers=n_linear, h_kv=s.n_kv_heads,
+                       d_k=s.head_dim, d_v=s.head_dim, b_kv=b))
     return total("memory.kv_cache_bytes", parts, unit="bytes", symbol="M_KV")
 
 
@@ -197,6 +204,11 @@ def activation_bytes(s: ModelSpec, *, B: int, T: int, recompute: str = "none", p
     Full recompute keeps only each layer's input, B·T·d·2 bytes (Korthikanti et al. 2022 §5); selective
     recompute drops the T×T attention matrices and recomputes them in backward.
     """
+    if recompute != "full" and any(layer.attention == "linear" for layer, _ in s.layer_kinds):
+        from transformer_math.errors import TmathError
+
+        raise TmathError("layers[].attention", "linear", "activation memory of linear-attention layers is not "
+                         "modelled (only recompute='full', which keeps each layer's input)")
     p: dict[str, Any] = {**PROFILES[profile], **(EAGER_FAMILY.get(s.family, {}) if profile == "eager" else {})}
     parts = []
     for layer, n in s.layer_kinds:

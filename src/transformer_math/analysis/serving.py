@@ -145,10 +145,15 @@ def validate(s: ModelSpec, L: ServeLayout, w: ServeWorkload) -> None:
 
 def kv_tokens(s: ModelSpec, L: int, *, block: int = 16) -> int:
     """Cached elements of one sequence at context L with paged blocks: full layers hold L tokens, window layers
-    min(L + 1, S) (with the token being decoded) in pools of their own, each rounded up to whole blocks."""
+    min(L + 1, S) (with the token being decoded) in pools of their own, each rounded up to whole blocks.
+    A linear-attention layer's state is not paged by tokens: one fixed slot of h_kv·(d_h·d_h + d_h) elements
+    per sequence (as vLLM keeps recurrent states), whatever L."""
     width = (s.mla.kv_rank + s.mla.d_rope) if s.mla else 2 * s.kv_dim
     total_ = 0
     for layer, n in s.layer_kinds:
+        if layer.attention == "linear":
+            total_ += n * s.n_kv_heads * (s.head_dim * s.head_dim + s.head_dim)
+            continue
         tokens = cached_tokens(layer, L, s.n_sink_tokens) + (0 if layer.attention == "full" else 1)
         total_ += n * math.ceil(tokens / block) * block * width
     return total_

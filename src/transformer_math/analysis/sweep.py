@@ -43,9 +43,13 @@ def grid(s: ModelSpec, *, batch: Any, context: Any, kv: list[DType], tp: Any = (
     T = np.asarray(tp, dtype=np.int64)[None, None, None, :]
     width = (s.mla.kv_rank + s.mla.d_rope) if s.mla else 2 * s.kv_dim
     tokens = np.zeros(L.shape, dtype=np.int64)
+    state = 0  # linear-attention layers: a fixed state per sequence, h_kv·(d_h·d_h + d_h) elements, not tokens
     for layer, n in s.layer_kinds:
+        if layer.attention == "linear":
+            state += n * s.n_kv_heads * (s.head_dim * s.head_dim + s.head_dim)
+            continue
         tokens = tokens + n * (L if layer.attention == "full" else np.minimum(L, layer.window - 1))  # type: ignore[operator]
-    kv_bytes = np.ceil(B * tokens * width * b_kv)
+    kv_bytes = np.ceil(B * (tokens * width + state) * b_kv)
     f_token, f_pair = coefficients(s)
     flops = (B * L * f_token + B * L * L * f_pair) * np.ones(b_kv.shape)
     if weight_bytes is None:  # bf16 weights as tensor parallelism shards them (analysis/sharding.py)

@@ -26,7 +26,8 @@ def sym(symbol: str, unit: str, doc: str) -> dict[str, str]:
 class LayerSpec:
     """One decoder layer: how it attends and which MLP it runs."""
 
-    attention: str = field(default="full", metadata=sym("-", "-", "full | sliding | chunked"))
+    attention: str = field(default="full", metadata=sym(
+        "-", "-", "full | sliding | chunked | linear (kernelized, a d_h×d_h state per KV head; no window)"))
     window: int | None = field(default=None, metadata=sym("S", "tokens", "window or chunk span"))
     rope: bool = field(default=True, metadata=sym("-", "-", "False for NoPE layers"))
     mlp: str = field(default="dense", metadata=sym("-", "-", "dense | moe"))
@@ -53,6 +54,9 @@ class MoESpec:
     scoring: str = field(default="softmax", metadata=sym("-", "-", "router scores: softmax | sigmoid"))
     norm_topk: bool = field(default=True, metadata=sym(
         "-", "-", "top-e weights renormalized to sum to 1 (HF norm_topk_prob; Mixtral always, Qwen2-MoE not)"))
+    capacity_factor: float | None = field(default=None, metadata=sym(
+        "C_cap", "-", "expert capacity factor: C_exp = ⌈C_cap·N·e/E⌉ slots per expert, each expert runs exactly "
+        "C_exp rows (padding counted), overflow dropped (Switch Transformers); None: no capacity limit"))
 
     @property
     def shared_width(self) -> int:
@@ -140,9 +144,11 @@ class ModelSpec:
         if len(self.layers) != self.n_layers:
             raise TmathError("layers", len(self.layers), f"one LayerSpec per layer: N_L = {self.n_layers}")
         for i, layer in enumerate(self.layers):
-            if layer.attention not in ("full", "sliding", "chunked"):
-                raise TmathError(f"layers[{i}].attention", layer.attention, "full, sliding or chunked")
-            if layer.attention != "full":
+            if layer.attention not in ("full", "sliding", "chunked", "linear"):
+                raise TmathError(f"layers[{i}].attention", layer.attention, "full, sliding, chunked or linear")
+            if layer.attention == "linear":  # a fixed-size state over every token: no window, no softmax
+                _check_linear(self, i, layer)
+            elif layer.attention != "full":
                 check_int(f"layers[{i}].window", layer.window, low=1, high=10**9)
             if layer.mlp == "dense":
                 check_int(f"layers[{i}].d_ff", layer.d_ff, low=1, high=MAX_SIZE)
@@ -162,6 +168,8 @@ class ModelSpec:
             if m.shared_gate and not m.n_shared:
                 raise TmathError("shared_gate", True, "a shared-expert gate needs a shared expert (n_shared ≥ 1)")
             _check_choice("scoring", m.scoring, ("softmax", "sigmoid"))
+            if m.capacity_factor is not None:  # None: every routed assignment runs (no capacity limit)
+                check_number("capacity_factor", m.capacity_factor, low=0, high=MAX_SIZE, open_low=True)
         if self.mla is not None:
             for f in ("kv_rank", "d_nope", "d_rope", "d_v"):
                 check_int(f, getattr(self.mla, f), low=1, high=MAX_SIZE)
@@ -206,6 +214,16 @@ class ModelSpec:
 def _kinds(layers: tuple[LayerSpec, ...]) -> tuple[tuple[LayerSpec, int], ...]:
     """Counted once per stack: plans ask for the kinds thousands of times, and a stack may hold 10^4 layers."""
     return tuple(Counter(layers).items())
+
+
+def _check_linear(s: ModelSpec, i: int, layer: LayerSpec) -> None:
+    """A linear-attention layer (Katharopoulos et al. 2020) attends to every token through its state."""
+    if layer.window is not None:
+        raise TmathError(f"layers[{i}].window", layer.window, "a linear-attention layer has no window (None)")
+    if s.mla is not None:
+        raise TmathError(f"layers[{i}].attention", "linear", "linear attention with MLA is not modelled")
+    if s.sinks:
+        raise TmathError("sinks", True, "learned sink logits need a softmax; linear-attention layers have none")
 
 
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -5,6 +5,8 @@ m·k·(2n − 1) for an (m×n)(n×k) product; we count 2·m·n·k, as torch.util
 and MFU reports do.
 """
 
+import math
+
 from transformer_math.formulas._registry import formula
 
 
@@ -31,6 +33,26 @@ def attention_value_flops(*, B: int, h_q: int, n_pairs: int, d_v: int) -> int:
     return 2 * B * h_q * n_pairs * d_v
 
 
+_KATHAROPOULOS = ("Katharopoulos et al. 2020 (Transformers are RNNs, arXiv 2006.16236) §3.2–3.4: causal linear "
+                  "attention y_i = φ(q_i)·S_i / (φ(q_i)·z_i), S_i = S_{i−1} + φ(k_i)ᵀv_i, z_i = z_{i−1} + φ(k_i) "
+                  "(eq. 9–12, 16–20); ")
+
+
+@formula(id="flops.linear_attention.state", symbol="F_state", unit="FLOPs", expr="2·B·T·h_kv·d_k·d_v",
+         source=_KATHAROPOULOS + "each token adds one outer product φ(k)ᵀv, d_k·d_v MACs per KV head, whether the "
+                "sum is cumulative (prefill) or recurrent (decode, T = 1 per step, independent of L); "
+                "reference/linear_attention.py runs it as a matmul with an inner dimension of 1")
+def linear_attention_state_flops(*, B: int, T: int, h_kv: int, d_k: int, d_v: int) -> int:
+    return 2 * B * T * h_kv * d_k * d_v
+
+
+@formula(id="flops.linear_attention.readout", symbol="F_read", unit="FLOPs", expr="2·B·T·h_q·d_k·(d_v + 1)",
+         source=_KATHAROPOULOS + "each query head reads its state, φ(q)·S (d_k·d_v MACs), and the normalizer "
+                "φ(q)·z (d_k MACs), per token: per decode step T = 1, independent of the context L")
+def linear_attention_readout_flops(*, B: int, T: int, h_q: int, d_k: int, d_v: int) -> int:
+    return 2 * B * T * h_q * d_k * (d_v + 1)
+
+
 @formula(id="flops.pairs.dense", symbol="n_pairs", unit="pairs", expr="T·T",
          source="conventions.md dense-attention convention: the full T×T score matrix, as eager attention runs it")
 def dense_pairs(*, T: int) -> int:
@@ -53,3 +75,34 @@ def causal_pairs(*, T: int, kind: str, S: int | None) -> int:
          source="backward = 2× forward for matmuls (dL/dX and dL/dW), k_bwd = 2 (PaLM App. B; nanoGPT estimate_mfu)")
 def train_step_flops(*, F_fwd: int, k_bwd: int, F_recompute: int) -> int:
     return (1 + k_bwd) * F_fwd + F_recompute
+
+
+@formula(id="flops.moe.expert_capacity", symbol="C_exp", unit="tokens", expr="max(1, ⌈C_cap·N_tok·e/E⌉)",
+         source="Fedus et al. 2021 (Switch Transformers, arXiv 2101.03961) §2.2: expert capacity = (tokens per batch "
+                "/ number of experts) × capacity factor, for top-1 routing; Lepikhin et al. 2020 (GShard, arXiv "
+                "2006.16668) §2.2 sizes it for top-2 from the N·e assignments; reference/moe.py allocates it so")
+def expert_capacity(*, C_cap: float, N_tok: int, e: int, E: int) -> int:
+    """Slots per expert for N_tok tokens that each pick e of E experts (at least one slot). Evaluated in the order
+    reference/moe.py evaluates it, so a float product that lands just above an integer rounds up the same way."""
+    return max(1, math.ceil(C_cap * N_tok * e / E))
+
+
+@formula(id="flops.moe.expert_rows", symbol="N_rows", unit="tokens",
+         expr="N_tok·e (no capacity); E·C_exp (capacity, padding included)",
+         source="Fedus et al. 2021 (Switch Transformers) §2.2: with a capacity every expert computes on a "
+                "fixed-size buffer of C_exp tokens, empty slots padded, so each expert matmul executes E·C_exp rows "
+                "whatever the routing; without one only the N_tok·e routed assignments run (conventions.md)")
+def expert_rows(*, N_tok: int, e: int, E: int, C_exp: int | None) -> int:
+    """Rows each routed-expert matmul of one MoE layer executes (its FLOPs are 2·N_rows·d_in·d_out)."""
+    return N_tok * e if C_exp is None else E * C_exp
+
+
+@formula(id="flops.moe.dropped_min", symbol="n_drop,min", unit="tokens", expr="max(0, N_tok·e − E·C_exp)",
+         source="Fedus et al. 2021 (Switch Transformers) §2.2: tokens that overflow an expert's capacity are "
+                "dropped (passed on by the residual); E·C_exp slots hold at most that many of the N_tok·e assignments")
+def dropped_min(*, N_tok: int, e: int, E: int, C_exp: int) -> int:
+    """A lower bound on the routed assignments a capacity drops, reached only under perfectly balanced routing.
+
+    Real routers are not balanced: an expert that draws more than C_exp assignments drops the excess even when
+    C_cap ≥ 1 makes this bound 0, so the executed count (reference/moe.py's `MoE.dropped`) is this or more."""
+    return max(0, N_tok * e - E * C_exp)

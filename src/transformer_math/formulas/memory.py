@@ -28,6 +28,14 @@ def kv_cache_mla_bytes(*, B: int, L_kv: int, n_layers: int, d_c: int, d_rope: in
     return -(-B * L_kv * n_layers * (d_c + d_rope) * b_kv.numerator // b_kv.denominator)
 
 
+@formula(id="memory.linear_state", symbol="M_state", unit="bytes", expr="B·n_layers·h_kv·(d_k·d_v + d_k)·b_kv",
+         source="Katharopoulos et al. 2020 (Transformers are RNNs, arXiv 2006.16236) §3.4: a linear-attention layer "
+                "decodes as an RNN whose hidden state is S = Σ φ(k)ᵀv (d_k×d_v) and z = Σ φ(k) (d_k) per head, "
+                "a fixed size whatever the context L")
+def linear_state_bytes(*, B: int, n_layers: int, h_kv: int, d_k: int, d_v: int, b_kv: Fraction) -> int:
+    return -(-B * n_layers * h_kv * (d_k * d_v + d_k) * b_kv.numerator // b_kv.denominator)
+
+
 @formula(id="memory.gradients", symbol="M_grad", unit="bytes", expr="P_train·b_g",
          source="Rajbhandari et al. 2020 (ZeRO, arXiv 1910.02054) §3.1: one gradient per trainable parameter, b_g "
                 "bytes each")

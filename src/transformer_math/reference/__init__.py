@@ -17,9 +17,17 @@ model.py builds, lazily (imported only when a spec needs them):
     `update(a, b, pos_T) -> (a_all, b_all, pos_S)` and `nbytes()` (cache.FullCache can hold the latent c_KV as
     `a` and the RoPE key as `b`). Shape-free numbers (norm ε, RoPE recipe) come from `details.details_for(spec)`.
   * `transformer_math.reference.moe.MoE(spec)` for every layer whose LayerSpec.mlp == "moe":
-    `forward(x_BTD) -> y_BTD`, with `.aux_losses` (a list of tensors) after each forward; Model.aux_losses()
-    collects them.
-load_hf_state_dict knows the dense families' names (llama-like, phi3, gpt2, gpt_neox); MoE/MLA names are to add.
+    `forward(x_BTD) -> y_BTD`, with `.aux_losses` (a dict of scalar tensors: load_balance, router_z) after each
+    forward; Model.aux_losses() collects them.
+load_hf_state_dict maps Hugging Face names and layouts to ours for every family built (hf_names.py).
+
+What the tests check: logits, loss and greedy generation equal tiny random Hugging Face models
+(tests/test_reference_dense.py; MoE/MLA models in tests/test_reference_models_moe.py, their blocks and attention
+in tests/test_reference_moe_mla.py); cached decoding equals recomputing the prefix (full, ring-buffer window,
+chunked, pinned sinks, MLA latents); GQA/MQA equal MHA with repeated K/V heads; and the analyzer equals execution:
+`params.total`, FlopCounterMode counts against `flops.prefill` / `flops.decode_token` (SDPA in its math form) and
+the MoE/MLA ops (with a capacity factor too: tests/test_moe_capacity.py), cache nbytes() against
+`memory.kv_cache_bytes`.
 """
 
 from __future__ import annotations
@@ -28,14 +36,9 @@ from transformer_math.config.spec import ModelSpec
 from transformer_math.reference.attention import Attention, attention_mask
 from transformer_math.reference.cache import FullCache, ModelCache, WindowCache
 from transformer_math.reference.details import Details, RopeConfig, details_for, details_from_hf
+from transformer_math.reference.hf_names import convert_hf_state_dict
 from transformer_math.reference.mlp import MLP
-from transformer_math.reference.model import (
-    Block,
-    Model,
-    convert_hf_state_dict,
-    generate_greedy,
-    load_hf_state_dict,
-)
+from transformer_math.reference.model import Block, Model, generate_greedy, load_hf_state_dict
 from transformer_math.reference.norms import LayerNorm, RMSNorm
 from transformer_math.reference.positions import RoPE, alibi_bias, alibi_slopes, rope_frequencies, sinusoidal_positions
 

@@ -9,8 +9,10 @@
                                                sliding(S): t − s < S; chunked(S): ⌊t/S⌋ = ⌊s/S⌋; k_sinks: s < k_sinks
     p = softmax_s(s)   — with gpt-oss sinks, a learned logit per head joins the softmax and is dropped after it
     y = concat_h(p·v)·W_O
-MHA is h_kv = h_q, MQA is h_kv = 1. FLOPs per token: 2·d·(h_q + 2·h_kv)·d_h (projections), 2·h_q·d_h·d
-(W_O) and 2·2·h_q·d_h per attended key (scores and values). KV cache per token: 2·h_kv·d_h elements.
+Runs torch's scaled_dot_product_attention where it applies, else the explicit softmax (always with sinks,
+soft-cap or ALiBi; `use_sdpa = False` forces it). MHA is h_kv = h_q, MQA is h_kv = 1.
+FLOPs per token: 2·d·(h_q + 2·h_kv)·d_h (projections), 2·h_q·d_h·d (W_O) and 2·2·h_q·d_h per attended key
+(scores and values). KV cache per token: 2·h_kv·d_h elements.
 
 The interface every attention module of this package has (MLA's too), which model.py relies on:
     Module(spec: ModelSpec, layer_index: int, details: Details | None = None)
@@ -54,6 +56,8 @@ def attention_mask(q_pos_T: torch.Tensor, k_pos_S: torch.Tensor, *, kind: str = 
 
 
 class Attention(nn.Module):
+    """Self-attention of layer `layer_index` of `spec` (formulas and interface in the module docstring)."""
+
     def __init__(self, spec: ModelSpec, layer_index: int, details: Details | None = None) -> None:
         super().__init__()
         det = details or details_for(spec)

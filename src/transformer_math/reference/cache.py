@@ -6,7 +6,8 @@ Per layer and sequence a cache holds L_kv tokens of K and V, each h_kv·d_h wide
     sliding / chunked (S):    L_kv = min(L, S − 1)  — the new token plus S − 1 cached ones fill the window
     with k_sinks pinned:      L_kv = min(L, k_sinks + S − 1)  (StreamingLLM: the first k_sinks tokens stay)
 Each cache stores the absolute position of every slot, so the attention mask (not the slot order) decides
-what a query sees: the window cache is a ring buffer that overwrites its oldest slot.
+what a query sees: the window cache is a ring buffer that overwrites its oldest slot. After a prefill of L
+tokens, the caches' Σ nbytes() equals analyze()'s memory.kv_cache_bytes (pinned sinks included).
 
 The protocol every layer cache follows (MLA's latent cache too):
     update(k_BHTD, v_BHTD, pos_T) -> (k_BHSD, v_BHSD, pos_S)   # what the new queries attend to

@@ -3,7 +3,10 @@
 A ModelSpec counts (parameters, bytes, FLOPs); it does not carry numbers that change no shape, such as the norm
 ε or the RoPE frequency recipe. `Details` holds them. `details_for(spec)` guesses them from the family (the
 defaults of its transformers config class); `details_from_hf(config)` reads them from a config.json dict, which
-is what the equality tests use. This module imports no torch.
+is what the equality tests use. Besides ε and the RoPE recipe (a second one, `rope_local`, for Gemma 3's local
+layers) it holds Gemma's RMSNorm offset (weights scale by 1 + w) and √d embedding scale, the score scale
+(default 1/√d_h), and the routing and MLA settings the MoE and MLA modules take. `details_for` reads s_rope as
+linear scaling. This module imports no torch.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class RopeConfig:
     beta_fast: float = 32.0
     beta_slow: float = 1.0
     attention_factor: float | None = None
+    truncate: bool = True  # YaRN: round the ramp's ends to whole channels (gpt-oss: False)
 
     def __post_init__(self) -> None:
         if self.kind not in ROPE_KINDS:
@@ -55,7 +59,8 @@ class RopeConfig:
                    high_freq_factor=float(params.get("high_freq_factor", 4.0)),
                    beta_fast=float(params.get("beta_fast", 32.0) or 32.0),
                    beta_slow=float(params.get("beta_slow", 1.0) or 1.0),
-                   attention_factor=params.get("attention_factor"))
+                   attention_factor=params.get("attention_factor"),
+                   truncate=bool(params.get("truncate", True)))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -70,6 +75,15 @@ class Details:
     embed_scale: float = 1.0  # Gemma: √d
     alibi: bool = False  # ALiBi bias instead of (or besides) positions in the embedding
     sinusoidal: bool = False  # fixed sinusoidal absolute positions added to the embedding
+    # MoE routing (None: the family's defaults in moe.MoE): DeepSeek's groups and scale ρ, gpt-oss's SwiGLU limit
+    n_group: int | None = None
+    topk_group: int | None = None
+    routed_scaling: float | None = None
+    swiglu_limit: float | None = None
+    # MLA (DeepSeek): the HF rope_parameters dict as mla.MLA reads it (YaRN's mscale, mscale_all_dim), and whether
+    # the rotated pairs are interleaved (x_2i, x_2i+1) as DeepSeek's checkpoints store them
+    mla_rope: Mapping[str, Any] | None = field(default=None, compare=False)
+    rope_interleave: bool = True
 
 
 def details_for(spec: ModelSpec) -> Details:
@@ -112,6 +126,17 @@ def details_from_hf(config: Mapping[str, Any]) -> Details:
         rope = RopeConfig.from_hf(params, fraction=fraction, max_context=max_ctx, theta=theta)
     scalar = c.get("query_pre_attn_scalar")
     d = int(c.get("hidden_size") or c.get("n_embd") or 1)
+    n_group, topk_group = c.get("n_group"), c.get("topk_group")
+    if family == "deepseek_v2" and c.get("topk_method", "greedy") != "group_limited_greedy":
+        n_group = topk_group = 1  # plain greedy top-e: the groups in the config are not used
+    scaling, limit = c.get("routed_scaling_factor"), c.get("swiglu_limit")
+    mla = c.get("kv_lora_rank") is not None
     return Details(norm_eps=eps, norm_offset=1.0 if gemma else 0.0, rope=rope, rope_local=local,
                    attn_scale=float(scalar) ** -0.5 if scalar else None,
-                   embed_scale=math.sqrt(d) if gemma else 1.0)
+                   embed_scale=math.sqrt(d) if gemma else 1.0,
+                   n_group=None if n_group is None else int(n_group),
+                   topk_group=None if topk_group is None else int(topk_group),
+                   routed_scaling=None if scaling is None else float(scaling),
+                   swiglu_limit=None if limit is None else float(limit),
+                   mla_rope=dict(params) if mla and params else None,
+                   rope_interleave=bool(c.get("rope_interleave", True)))

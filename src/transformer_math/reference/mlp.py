@@ -27,6 +27,8 @@ def activation(name: str):  # type: ignore[no-untyped-def]
 
 
 class MLP(nn.Module):
+    """Dense MLP d → d_ff → d, plain (n_up = 1) or gated (n_up = 2); MoE layers use moe.MoE instead."""
+
     def __init__(self, d: int, d_ff: int, *, act: str = "silu", n_up: int = 2, bias: bool = False) -> None:
         super().__init__()
         if n_up not in (1, 2):

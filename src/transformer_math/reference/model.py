@@ -8,13 +8,14 @@
       parallel (GPT-NeoX):     x ← x + Attn(Norm₁(x)) + MLP(Norm₂(x))
     logits = Norm(x)·W_LM (W_LM = W_Eᵀ when tied, 1_tie),  then c_logit·tanh(logits/c_logit) if soft-capped
 
-Layers with LayerSpec.mlp == "moe" use transformer_math.reference.moe.MoE(spec); a spec with MLA uses
-transformer_math.reference.mla.MLA(spec, layer_index): both imported only when such a layer is built.
+Layers with LayerSpec.mlp == "moe" use transformer_math.reference.moe.MoE(spec, …) with the routing settings the
+spec lacks (DeepSeek's groups and ρ, gpt-oss's SwiGLU limit) from the Details; a spec with MLA uses
+transformer_math.reference.mla.MLA(spec, layer_index, details, rope=…): both imported only when such a layer is
+built. Hugging Face names and layouts → ours: hf_names.py.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import torch
@@ -24,6 +25,7 @@ from transformer_math.config.spec import ModelSpec
 from transformer_math.reference.attention import Attention
 from transformer_math.reference.cache import ModelCache
 from transformer_math.reference.details import Details, details_for
+from transformer_math.reference.hf_names import convert_hf_state_dict
 from transformer_math.reference.mlp import MLP
 from transformer_math.reference.norms import make_norm
 from transformer_math.reference.positions import sinusoidal_positions
@@ -33,16 +35,21 @@ def make_attention(spec: ModelSpec, layer_index: int, details: Details) -> nn.Mo
     if spec.mla is not None:
         from transformer_math.reference.mla import MLA  # written beside this module; imported only when needed
 
-        return MLA(spec, layer_index)
+        return MLA(spec, layer_index, details, rope=details.mla_rope, interleaved=details.rope_interleave)
+    if spec.layers[layer_index].attention == "linear":
+        from transformer_math.reference.linear_attention import LinearAttention  # imported only when needed
+
+        return LinearAttention(spec, layer_index, details)
     return Attention(spec, layer_index, details)
 
 
-def make_mlp(spec: ModelSpec, layer_index: int) -> nn.Module:
+def make_mlp(spec: ModelSpec, layer_index: int, details: Details) -> nn.Module:
     layer = spec.layers[layer_index]
     if layer.mlp == "moe":
         from transformer_math.reference.moe import MoE
 
-        return MoE(spec)
+        return MoE(spec, n_group=details.n_group, topk_group=details.topk_group,
+                   routed_scaling=details.routed_scaling, swiglu_limit=details.swiglu_limit)
     return MLP(spec.d_model, layer.d_ff, act=spec.activation, n_up=spec.n_up, bias=spec.mlp_bias)
 
 
@@ -53,7 +60,7 @@ class Block(nn.Module):
         super().__init__()
         self.parallel = spec.block == "parallel"
         self.attn = make_attention(spec, layer_index, details)
-        self.mlp = make_mlp(spec, layer_index)
+        self.mlp = make_mlp(spec, layer_index, details)
         place = spec.norm_placement
 
         def norm(wanted: bool) -> nn.Module | None:
@@ -77,6 +84,8 @@ class Block(nn.Module):
 
 
 class Model(nn.Module):
+    """The decoder of `spec`: forward(ids_BT, cache=None) -> logits_BTV; new_cache(); aux_losses() of its MoE layers."""
+
     def __init__(self, spec: ModelSpec, details: Details | None = None) -> None:
         super().__init__()
         self.spec = spec
@@ -130,100 +139,6 @@ def generate_greedy(model: Model, ids_BT: torch.Tensor, n_new: int, *, use_cache
         nxt = logits[:, -1].argmax(-1, keepdim=True)
         out = torch.cat((out, nxt), dim=1)
         step = nxt if use_cache else out
-    return out
-
-
-# Hugging Face parameter names → ours. Each family's rename rules apply in order (first match wins); fused
-# tensors (Phi-3 qkv_proj / gate_up_proj, GPT-2 c_attn, GPT-NeoX query_key_value) are split afterwards.
-_LLAMA_LIKE = [
-    (r"^model\.embed_tokens\.", "embed."), (r"^model\.norm\.", "final_norm."), (r"^lm_head\.", "lm_head."),
-    (r"^model\.layers\.(\d+)\.self_attn\.([qkvo])_proj\.", r"layers.\1.attn.\2."),
-    (r"^model\.layers\.(\d+)\.self_attn\.(q_norm|k_norm|sinks)", r"layers.\1.attn.\2"),
-    (r"^model\.layers\.(\d+)\.self_attn\.qkv_proj\.", r"layers.\1.attn.qkv."),
-    (r"^model\.layers\.(\d+)\.mlp\.(gate|up|down)_proj\.", r"layers.\1.mlp.\2."),
-    (r"^model\.layers\.(\d+)\.mlp\.gate_up_proj\.", r"layers.\1.mlp.gate_up."),
-    (r"^model\.layers\.(\d+)\.input_layernorm\.", r"layers.\1.norm_attn_in."),
-    (r"^model\.layers\.(\d+)\.pre_feedforward_layernorm\.", r"layers.\1.norm_mlp_in."),
-    (r"^model\.layers\.(\d+)\.post_feedforward_layernorm\.", r"layers.\1.norm_mlp_out."),
-]
-_GPT2 = [
-    (r"^transformer\.wte\.", "embed."), (r"^transformer\.wpe\.", "pos_embed."),
-    (r"^transformer\.ln_f\.", "final_norm."), (r"^lm_head\.", "lm_head."),
-    (r"^transformer\.h\.(\d+)\.ln_1\.", r"layers.\1.norm_attn_in."),
-    (r"^transformer\.h\.(\d+)\.ln_2\.", r"layers.\1.norm_mlp_in."),
-    (r"^transformer\.h\.(\d+)\.attn\.c_attn\.", r"layers.\1.attn.qkv_conv1d."),
-    (r"^transformer\.h\.(\d+)\.attn\.c_proj\.", r"layers.\1.attn.o_conv1d."),
-    (r"^transformer\.h\.(\d+)\.mlp\.c_fc\.", r"layers.\1.mlp.up_conv1d."),
-    (r"^transformer\.h\.(\d+)\.mlp\.c_proj\.", r"layers.\1.mlp.down_conv1d."),
-]
-_NEOX = [
-    (r"^gpt_neox\.embed_in\.", "embed."), (r"^gpt_neox\.final_layer_norm\.", "final_norm."),
-    (r"^(embed_out|lm_head)\.", "lm_head."),
-    (r"^gpt_neox\.layers\.(\d+)\.input_layernorm\.", r"layers.\1.norm_attn_in."),
-    (r"^gpt_neox\.layers\.(\d+)\.post_attention_layernorm\.", r"layers.\1.norm_mlp_in."),
-    (r"^gpt_neox\.layers\.(\d+)\.attention\.query_key_value\.", r"layers.\1.attn.qkv_per_head."),
-    (r"^gpt_neox\.layers\.(\d+)\.attention\.dense\.", r"layers.\1.attn.o."),
-    (r"^gpt_neox\.layers\.(\d+)\.mlp\.dense_h_to_4h\.", r"layers.\1.mlp.up."),
-    (r"^gpt_neox\.layers\.(\d+)\.mlp\.dense_4h_to_h\.", r"layers.\1.mlp.down."),
-]
-_SKIP = re.compile(r"(rotary_emb|inv_freq|embed_scale|attn\.bias$|attn\.masked_bias$)")
-
-
-def _rules(spec: ModelSpec) -> list[tuple[str, str]]:
-    if spec.family == "gpt2":
-        return _GPT2
-    if spec.family == "gpt_neox":
-        return _NEOX
-    # post_attention_layernorm is the norm before the MLP (pre) or after attention (post, sandwich)
-    after_attn = "norm_mlp_in" if spec.norm_placement == "pre" else "norm_attn_out"
-    return [*_LLAMA_LIKE, (r"^model\.layers\.(\d+)\.post_attention_layernorm\.", rf"layers.\1.{after_attn}.")]
-
-
-def _rename(spec: ModelSpec, name: str) -> str | None:
-    for pattern, repl in _rules(spec):
-        if re.search(pattern, name):
-            return re.sub(pattern, repl, name)
-    return None
-
-
-def _split(spec: ModelSpec, name: str, t: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Our tensors from one (possibly fused) HF tensor already renamed."""
-    q_w, kv_w = spec.n_heads * spec.head_dim, spec.n_kv_heads * spec.head_dim
-    stem, _, leaf = name.rpartition(".")
-    base, _, part = stem.rpartition(".")
-    if part == "qkv":  # Phi-3: rows [W_Q; W_K; W_V]
-        q, k, v = t.split((q_w, kv_w, kv_w), dim=0)
-        return {f"{base}.q.{leaf}": q, f"{base}.k.{leaf}": k, f"{base}.v.{leaf}": v}
-    if part == "gate_up":  # Phi-3: rows [W_gate; W_up]
-        gate, up = t.chunk(2, dim=0)
-        return {f"{base}.gate.{leaf}": gate, f"{base}.up.{leaf}": up}
-    if part == "qkv_per_head":  # GPT-NeoX: rows grouped by head, each head [q; k; v]
-        per_head = t.reshape(spec.n_heads, 3, spec.head_dim, *t.shape[1:])
-        return {f"{base}.{n}.{leaf}": per_head[:, j].reshape(q_w, *t.shape[1:]) for j, n in enumerate("qkv")}
-    if part.endswith("_conv1d"):  # GPT-2 Conv1D stores W as d_in×d_out: y = x·W + b
-        t = t.t() if leaf == "weight" else t
-        if part == "qkv_conv1d":
-            q, k, v = t.split((q_w, kv_w, kv_w), dim=0)
-            return {f"{base}.q.{leaf}": q, f"{base}.k.{leaf}": k, f"{base}.v.{leaf}": v}
-        return {f"{base}.{part.removesuffix('_conv1d')}.{leaf}": t}
-    return {name: t}
-
-
-def convert_hf_state_dict(spec: ModelSpec, hf_state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Our names for a Hugging Face state dict; buffers (RoPE ω, masks, embedding scale) dropped."""
-    out: dict[str, torch.Tensor] = {}
-    unknown = []
-    for name, t in hf_state_dict.items():
-        ours = _rename(spec, name)
-        if ours is None:
-            if not _SKIP.search(name):
-                unknown.append(name)
-            continue
-        out.update(_split(spec, ours, t))
-    if unknown:
-        raise KeyError(f"no reference name for {unknown[:5]} ({len(unknown)} in all)")
-    if spec.tie_embeddings:
-        out["lm_head.weight"] = out["embed.weight"]
     return out
 
 

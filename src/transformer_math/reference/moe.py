@@ -24,7 +24,11 @@ Capacity (capacity_factor C_cap; None = unlimited):
     C = ⌈C_cap · N·e / E⌉ slots per expert. Assignments claim slots slot-major (every token's first choice before
     any second choice), in token order; an assignment that finds its expert full is dropped (contributes 0, the
     residual carries the token). Every expert then runs on exactly C rows, the empty ones zero padding, so the
-    executed expert FLOPs are E·C·2·(g_up+1)·d·F whatever the routing (the analyzer counts N·e·2·(g_up+1)·d·F).
+    executed expert FLOPs are E·C·2·(g_up+1)·d·F whatever the routing; without a capacity, N·e·2·(g_up+1)·d·F.
+    The analyzer counts the same (`moe.experts.*`, C_exp = C) when spec.moe.capacity_factor is set: this module
+    takes C_cap as a constructor argument and does not read it from the spec, so pass the same number.
+    At least max(0, N·e − E·C) assignments are dropped (a bound reached only by perfectly balanced routing);
+    `dropped` counts the last forward's.
 Auxiliary losses (`aux_losses`, refreshed by each forward):
     load_balance = E · Σ_j f_j · m_j,  f_j = (assignments to j) / (N·e),  m_j = mean_N P_Nj
                    with P = softmax(logits) (sigmoid scoring: p normalized to sum 1 per token); 1 when balanced.
@@ -80,6 +84,7 @@ class MoE(nn.Module):
         D, E, F_, g = spec.d_model, m.n_experts, m.d_moe, spec.n_up
         if g not in (1, 2):
             raise ValueError(f"n_up = {g}: experts have one or two up branches")
+        capacity_factor = m.capacity_factor if capacity_factor is None else capacity_factor  # the spec's C_cap
         if capacity_factor is not None and capacity_factor <= 0:
             raise ValueError("capacity_factor must be positive (None: no capacity limit)")
         if temperature <= 0:

@@ -14,6 +14,8 @@ from torch import nn
 
 
 class RMSNorm(nn.Module):
+    """x / √(mean(x²) + ε) · (offset + w), in fp32; offset = 1 for Gemma's stored w − 1."""
+
     def __init__(self, dim: int, eps: float = 1e-6, offset: float = 0.0) -> None:
         super().__init__()
         self.eps, self.offset = eps, offset
@@ -26,6 +28,8 @@ class RMSNorm(nn.Module):
 
 
 class LayerNorm(nn.Module):
+    """(x − mean(x)) / √(var(x) + ε) · w (+ b), in fp32."""
+
     def __init__(self, dim: int, eps: float = 1e-5, bias: bool = True) -> None:
         super().__init__()
         self.eps = eps

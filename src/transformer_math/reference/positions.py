@@ -49,8 +49,10 @@ def rope_frequencies(cfg: RopeConfig, d_rope: int, seq_len: int | None = None) -
         def channel(rotations: float) -> float:  # the channel that turns `rotations` times across L_orig
             return d_rope * math.log(L_orig / (rotations * 2 * math.pi)) / (2 * math.log(base))
 
-        low = max(math.floor(channel(cfg.beta_fast)), 0)
-        high = min(math.ceil(channel(cfg.beta_slow)), d_rope - 1)
+        low, high = channel(cfg.beta_fast), channel(cfg.beta_slow)
+        if cfg.truncate:
+            low, high = math.floor(low), math.ceil(high)
+        low, high = max(low, 0), min(high, d_rope - 1)
         span = (high - low) or 0.001
         ramp = ((torch.arange(d_rope // 2, dtype=torch.float32) - low) / span).clamp(0, 1)
         keep = 1 - ramp  # 1: extrapolate (fast channels keep ω), 0: interpolate (ω / s_rope)
