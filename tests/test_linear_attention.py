@@ -45,23 +45,36 @@ def test_serving_state_is_one_slot_per_sequence():
         assert kv_tokens(spec, L, block=16) == 2 * 2 * (8 * 8 + 8) + -(-L // 16) * 16 * 2 * 2 * 8
 
 
-def test_activation_memory_of_linear_layers_is_refused():
-    spec = _spec()
-    with pytest.raises(TmathError, match="linear"):
-        from transformer_math.analysis.memory import activation_bytes
+def _part(quantity, key: str):
+    """The first part named `key` in a quantity tree (depth first)."""
+    if quantity.key == key:
+        return quantity
+    for child in quantity.children:
+        found = _part(child, key)
+        if found is not None:
+            return found
+    return None
 
-        activation_bytes(spec, B=1, T=8)
 
-
-def test_analyze_reports_no_activations_for_linear_layers_and_renders():
+def test_linear_layers_keep_their_states_not_scores_and_render():
+    """A linear layer's attention keeps M_act,lin (no T×T scores, no log-sum-exp); analyze reports it, no warning."""
     from transformer_math.cli.render import render_report
 
-    r = tm.analyze(_spec(), batch=1, context=16)
-    assert "memory.activations_bytes" not in r.quantities
-    assert any("activation" in w and "linear" in w for w in r.warnings)
-    assert "memory.kv_cache_bytes" in render_report(r)
+    for activations in ("fused", "eager"):
+        r = tm.analyze(_spec(), batch=B, context=T, conventions=tm.Conventions(activations=activations))
+        assert not r.warnings and "memory.activations_bytes" in render_report(r)
+        acts = r.quantities["memory.activations_bytes"]
+        lin = next(c for c in acts.children if c.key.startswith("layers[linear"))
+        assert _part(lin, "scores") is None and _part(lin, "attention") is None
+        part = _part(lin, "linear_attention")
+        # b_a·B·T·(n_φ·(h_q + h_kv)·d_k + h_kv·(d_v + d_k·d_v + d_k) + h_q·(2·d_v + 1)), n_φ = 2 (elu + 1)
+        assert part.count == 2 and part.value == 2 * 2 * B * T * (2 * 6 * 8 + 2 * (8 + 64 + 8) + 4 * 17)
+    T2 = 4 * T  # linear in T: the states S_t grow with T, nothing grows with T²
+    lin_T = [_part(tm.analyze(_spec(), batch=B, context=t).quantities["memory.activations_bytes"],
+                   "linear_attention").value for t in (T, T2)]
+    assert lin_T[1] == 4 * lin_T[0]
     full = tm.analyze(_spec(), batch=1, context=16, conventions=tm.Conventions(recompute="full"))
-    assert full["memory.activations_bytes"] > 0
+    assert 0 < full["memory.activations_bytes"] < tm.analyze(_spec(), batch=1, context=16)["memory.activations_bytes"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -170,3 +183,66 @@ def test_analyzer_counts_what_the_module_executes(h_kv):
     assert flops(lambda: model(ids[:, :1], cache)) == r["flops.decode_token"]
     _set_mode(model, "recurrent")  # the recurrent form runs the same products as the parallel one
     assert flops(lambda: model(ids)) == r["flops.prefill"]
+
+
+def _saved_bytes(model, ids, scope: type) -> tuple[int, list[int]]:
+    """Bytes of the distinct tensors autograd saves in one training forward (loss included), as
+    checks/execution.py saved_activation_bytes counts them, and per `scope` module the bytes saved inside its
+    forward, less the input it reads (the norm's output, counted with the norm)."""
+    torch = _torch()
+    params = {p.untyped_storage()._cdata for p in model.parameters()}
+    seen: dict[int, int] = {}
+    per_module: list[dict[int, int]] = []
+    inputs: list[int] = []
+
+    def pack(t):
+        storage = t.untyped_storage()
+        key = storage._cdata
+        if key not in params:
+            seen[key] = max(seen.get(key, 0), storage.nbytes())
+            if inputs and key != inputs[-1]:
+                per_module[-1][key] = max(per_module[-1].get(key, 0), storage.nbytes())
+        return t
+
+    def enter(module, args):
+        inputs.append(args[0].untyped_storage()._cdata)
+        per_module.append({})
+
+    def leave(module, args, out):
+        inputs.pop()
+
+    handles = [h for m in model.modules() if type(m) is scope
+               for h in (m.register_forward_pre_hook(enter), m.register_forward_hook(leave))]
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        logits = model(ids)
+        torch.nn.functional.cross_entropy(logits[:, :-1].float().flatten(0, 1), ids[:, 1:].flatten())
+    for h in handles:
+        h.remove()
+    return sum(seen.values()), [sum(d.values()) for d in per_module]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("feature_map", ["elu1", "relu"])
+@pytest.mark.parametrize("h_kv", [4, 2, 1])
+def test_activation_bytes_equal_what_autograd_saves(feature_map, h_kv):
+    """bf16 training forward of (linear, full, linear): each linear attention keeps exactly M_act,lin (n_φ = 2 for
+    elu + 1, 1 for relu), and a linear layer changes nothing outside its attention module: the whole model keeps
+    what the all-full model keeps, less the full attentions' tensors, plus M_act,lin per linear layer."""
+    torch = _torch()
+    from transformer_math.formulas.memory import linear_attention_activation_bytes
+    from transformer_math.reference.attention import Attention
+    from transformer_math.reference.linear_attention import LinearAttention
+
+    ids = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(2))
+    spec, dense = _spec(h_kv=h_kv), _spec(h_kv=h_kv, layers=("full", "full", "full"))
+    model = _model(spec, feature_map).to(torch.bfloat16).eval()
+    total, linear = _saved_bytes(model, ids, LinearAttention)
+    n_phi = {"elu1": 2, "relu": 1}[feature_map]
+    expected = linear_attention_activation_bytes(b_a=2, B=B, T=T, n_phi=n_phi, h_q=4, h_kv=h_kv, d_k=8, d_v=8)
+    assert linear == [expected, expected]
+    if feature_map == "elu1":  # the analyzer's default φ
+        r = tm.analyze(spec, batch=B, context=T)
+        assert _part(r.quantities["memory.activations_bytes"], "linear_attention").value == 2 * expected
+    dense_total, full = _saved_bytes(_model(dense).to(torch.bfloat16).eval(), ids, Attention)
+    assert len(set(full)) == 1
+    assert total == dense_total + 2 * (expected - full[0])

@@ -244,6 +244,11 @@ _ROWS: tuple[tuple[str, str, str, str, str, str], ...] = (
      "activations of attention: Q, K, V and its output"),
     ("act_score_bytes", "M_act,score", r"M_{\text{act,score}}", "bytes", _S11,
      "attention probabilities (eager) or per-row log-sum-exp (fused kernels) kept for backward"),
+    ("act_linear_bytes", "M_act,lin", r"M_{\text{act,lin}}", "bytes", _S11,
+     "activations of a causal linear-attention layer: φ's inputs and outputs, v, every prefix state S_t and z_t, "
+     "the numerator, denominator and output"),
+    ("feature_map_saves", "n_phi", r"n_{\phi}", "#", _S11,
+     "tensors the feature map φ keeps per query/key element: 2 for elu(x) + 1 (input and output), 1 for relu"),
     ("act_mlp_bytes", "M_act,mlp", r"M_{\text{act,mlp}}", "bytes", _S11, "activations of the MLP kept for backward"),
     ("act_route_bytes", "M_act,route", r"M_{\text{act,route}}", "bytes", _S11,
      "routing state of an MoE layer: router probabilities, top-e choices, gathered token copies"),

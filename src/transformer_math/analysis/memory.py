@@ -162,6 +162,10 @@ def _layer(s: ModelSpec, layer: LayerSpec, p: dict[str, Any], *, B: int, T: int,
         c_n, c_r, c_w = p["qk"]
         out.append(q("qk_norm", f.norm_activation_bytes, count=n, B=B, T=T, n_norm=h_q + s.n_kv_heads, c_n=c_n,
                      w=d_h, c_r=c_r, c_w=c_w * 2 // (h_q + s.n_kv_heads)))
+    if layer.attention == "linear":  # both profiles: autograd through the parallel form (no fused kernel modelled)
+        out.append(q("linear_attention", f.linear_attention_activation_bytes, count=n, b_a=2, B=B, T=T,
+                     n_phi=2, h_q=h_q, h_kv=s.n_kv_heads, d_k=d_h, d_v=d_h, note="φ = elu + 1"))
+        return out + _mlp(s, layer, p, B=B, T=T, n=n)
     d_qk, d_v, h_k = d_h, d_h, (h_q if p["expand_kv"] else s.n_kv_heads)
     if s.mla is not None:
         m = s.mla
@@ -177,6 +181,11 @@ def _layer(s: ModelSpec, layer: LayerSpec, p: dict[str, Any], *, B: int, T: int,
         out.append(q("scores.softcap", f.score_activation_bytes, count=n, B=B, T=T, h_q=h_q, c_s=p["c_cap"],
                      k_sink=p["k_sink"] * s.sinks, c_lse=0,
                      note="tanh's output in c·tanh(x/c) (modeling_gemma2.py eager_attention_forward)"))
+    return out + _mlp(s, layer, p, B=B, T=T, n=n)
+
+
+def _mlp(s: ModelSpec, layer: LayerSpec, p: dict[str, Any], *, B: int, T: int, n: int) -> list[Quantity]:
+    out = []
     c_ff = p["gated"] if s.n_up == 2 else p["plain"]
     if layer.mlp == "dense":
         out.append(q("mlp", f.mlp_activation_bytes, count=n, B=B, T=T, c_ff=c_ff, d_ff=layer.d_ff))
@@ -204,11 +213,6 @@ def activation_bytes(s: ModelSpec, *, B: int, T: int, recompute: str = "none", p
     Full recompute keeps only each layer's input, B·T·d·2 bytes (Korthikanti et al. 2022 §5); selective
     recompute drops the T×T attention matrices and recomputes them in backward.
     """
-    if recompute != "full" and any(layer.attention == "linear" for layer, _ in s.layer_kinds):
-        from transformer_math.errors import TmathError
-
-        raise TmathError("layers[].attention", "linear", "activation memory of linear-attention layers is not "
-                         "modelled (only recompute='full', which keeps each layer's input)")
     p: dict[str, Any] = {**PROFILES[profile], **(EAGER_FAMILY.get(s.family, {}) if profile == "eager" else {})}
     parts = []
     for layer, n in s.layer_kinds:
@@ -220,7 +224,9 @@ def activation_bytes(s: ModelSpec, *, B: int, T: int, recompute: str = "none", p
             parts.append(total(name, _layer(s, layer, p, B=B, T=T, n=n, recompute=recompute), unit="bytes",
                                symbol="M_act,layer"))
     parts.append(_norm(s, p, "pre", B=B, T=T, n=1, w=s.d_model, key="final_norm", count=1))
-    rope_kinds = 0 if s.learned_positions else (1 + (s.family == "gemma3" and len({l.attention for l in s.layers}) > 1))
+    rotates = any(layer.rope and layer.attention != "linear" for layer in s.layers)  # linear layers: no RoPE
+    rope_kinds = 0 if s.learned_positions or not rotates else \
+        (1 + (s.family == "gemma3" and len({l.attention for l in s.layers}) > 1))
     # cos/sin cover the rotated features only: 2·⌈int(d_h·f_rot)/2⌉ (the inverse frequencies, duplicated)
     d_rope = s.mla.d_rope if s.mla else 2 * -(-int(s.head_dim * s.rotary_fraction) // 2)
     c_V = 4 + 2 * (s.logit_softcap is not None)  # fp32 logits, and a soft-cap's bf16 tanh output

@@ -228,12 +228,6 @@ def analyze(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec, *, ba
     P_active = active_params(spec, params, convention=c.active)
     P = int(params.value)
     grads, opt = mem.training_state_bytes(P)
-    try:
-        acts: dict[str, Quantity] = {"memory.activations_bytes": mem.activation_bytes(
-            spec, B=B, T=L, recompute=c.recompute, profile=c.activations)}
-        not_modelled: tuple[str, ...] = ()
-    except TmathError as e:  # linear-attention layers: their activations are not modelled, so not reported
-        acts, not_modelled = {}, (f"memory.activations_bytes not reported: {e}",)
     quantities = {
         "params.total": params,
         "params.active": P_active,
@@ -241,7 +235,8 @@ def analyze(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec, *, ba
         "memory.kv_cache_bytes": mem.kv_cache_bytes(spec, B=B, L=L, kv=kv),
         "memory.gradients_bytes": grads,
         "memory.optimizer_bytes": opt,
-        **acts,
+        "memory.activations_bytes": mem.activation_bytes(spec, B=B, T=L, recompute=c.recompute,
+                                                         profile=c.activations),
         "flops.prefill": fl.forward_flops(spec, B=B, T=L, attention=c.attention, key="flops.prefill",
                                           symbol="F_prefill"),
         "flops.decode_token": fl.forward_flops(spec, B=B, T=1, L=L, decode=True, key="flops.decode_token"),
@@ -249,6 +244,5 @@ def analyze(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec, *, ba
     }
     warnings = (f"context L = {L} exceeds the model's L_max = {spec.max_context} (numbers are for L as given)",
                 ) if L > spec.max_context else ()
-    warnings = (*warnings, *not_modelled)
     return Report(spec=spec, batch=B, context=L, conventions=c, weight_dtypes=wd, kv_dtype=kv, quantities=quantities,
                   warnings=warnings)

@@ -19,8 +19,6 @@ def render_report(r: Report, *, show_ignored: bool = False, ops: bool = False) -
             ("params.active", "P_active", r["params.active"], "params")]
     for key in ("memory.weights_bytes", "memory.kv_cache_bytes", "memory.gradients_bytes", "memory.optimizer_bytes",
                 "memory.activations_bytes"):
-        if key not in r.quantities:  # activations of linear-attention layers are not modelled (a warning says so)
-            continue
         rows.append((key, r.quantities[key].symbol, r[key], "bytes"))
     for key in ("flops.prefill", "flops.decode_token", "flops.train_step"):
         rows.append((key, r.quantities[key].symbol, r[key], "FLOPs"))

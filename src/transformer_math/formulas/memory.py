@@ -78,6 +78,24 @@ def score_activation_bytes(*, B: int, T: int, h_q: int, c_s: int, k_sink: int, c
     return c_s * B * h_q * T * (T + k_sink) + c_lse * B * h_q * T
 
 
+@formula(id="memory.activations.linear_attention", symbol="M_act,lin", unit="bytes",
+         expr="b_a·B·T·(n_phi·(h_q + h_kv)·d_k + h_kv·(d_v + d_k·d_v + d_k) + h_q·(2·d_v + 1))",
+         source="Katharopoulos et al. 2020 (Transformers are RNNs, arXiv 2006.16236) §3.3: the causal form "
+                "computed as a cumulative sum keeps every prefix state S_t (d_k×d_v) and z_t (d_k) per KV head for "
+                "the gradient (the paper's own CUDA kernel avoids this; autograd through the parallel form does "
+                "not); re-derived per saved tensor of reference/linear_attention.py")
+def linear_attention_activation_bytes(*, b_a: int, B: int, T: int, n_phi: int, h_q: int, h_kv: int, d_k: int,
+                                      d_v: int) -> int:
+    """Bytes one causal linear-attention layer keeps for backward (parallel form under autograd), per B×T tokens.
+
+    Symbol M_act,lin [bytes]. Per token: φ's saved tensors for q and k, n_phi each (2 for elu1: its input and
+    φ(x) = elu(x) + 1, which the products read; 1 for relu, whose output is both), v, the prefix states S_t and
+    z_t (h_kv·(d_k·d_v + d_k)), the numerator φ(q)·S_t (h_q·d_v), the denominator φ(q)·z_t + ε (h_q) and the
+    output W_O reads (h_q·d_v), b_a bytes per element. The layer input the q/k/v projections read is the norm's.
+    """
+    return b_a * B * T * (n_phi * (h_q + h_kv) * d_k + h_kv * (d_v + d_k * d_v + d_k) + h_q * (2 * d_v + 1))
+
+
 @formula(id="memory.activations.mlp", symbol="M_act,mlp", unit="bytes", expr="c_ff·B·T·d_ff",
          source=_KORTHIKANTI + " (the MLP's 19sbh without dropout; gated MLPs keep gate, up, act and product)")
 def mlp_activation_bytes(*, B: int, T: int, c_ff: int, d_ff: int) -> int:

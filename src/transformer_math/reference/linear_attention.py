@@ -21,6 +21,11 @@ Both run the same matrix products, so per token and layer (2 FLOPs per MAC, Flop
 plus the projections; the cumulative sum is additions only. No quantity depends on the context L.
 State cache (LinearStateCache): S, B × h_kv × d_k × d_v, and z, B × h_kv × d_k, per layer; nbytes() equals the
 analyzer's memory.linear_state.
+Training (the parallel form under autograd) keeps, per token and layer, besides the input the projections share:
+φ's input and output for q and k (elu1; relu keeps its output only: n_phi = 1), v, every prefix state S_t and z_t
+(h_kv·(d_k·d_v + d_k): §3.3's causal form without its custom gradient), φ(q)·S_t, φ(q)·z_t + ε and the output
+W_O reads, as the analyzer's memory.activations.linear_attention counts them. q, k and v are laid out head-major
+before φ, so the products read views and no hidden copy depends on h_kv.
 """
 
 from __future__ import annotations
@@ -78,12 +83,15 @@ class LinearAttention(Attention):
         if self.q_norm is not None and self.k_norm is not None and self.qk_span == "all":
             q, k = self.q_norm(q), self.k_norm(k)
         G = self.h_q // self.h_kv
-        q_BHGTD = q.view(B, T, self.h_kv, G, self.d_h).permute(0, 2, 3, 1, 4)  # query head = kv head·G + group
-        k_BHTD = k.view(B, T, self.h_kv, self.d_h).transpose(1, 2)
-        v_BHTD = v.view(B, T, self.h_kv, self.d_h).transpose(1, 2)
+        # Head-major copies before φ (no FLOPs, nothing saved): the products below then read φ(q), φ(k) and v as
+        # views, so what autograd keeps is the same set of tensors whatever h_kv (module docstring).
+        q_BHTGD = q.view(B, T, self.h_kv, G, self.d_h).transpose(1, 2).contiguous()  # query head = kv head·G + group
+        k_BHTD = k.view(B, T, self.h_kv, self.d_h).transpose(1, 2).contiguous()
+        v_BHTD = v.view(B, T, self.h_kv, self.d_h).transpose(1, 2).contiguous()
         if self.q_norm is not None and self.k_norm is not None and self.qk_span == "head":
-            q_BHGTD, k_BHTD = self.q_norm(q_BHGTD), self.k_norm(k_BHTD)
-        fq, fk = feature_map(q_BHGTD, self.feature_map), feature_map(k_BHTD, self.feature_map)
+            q_BHTGD, k_BHTD = self.q_norm(q_BHTGD), self.k_norm(k_BHTD)
+        fq = feature_map(q_BHTGD, self.feature_map).transpose(2, 3)  # B × h_kv × G × T × d_k, a view
+        fk = feature_map(k_BHTD, self.feature_map)
         S0 = torch.zeros(B, self.h_kv, self.d_h, self.d_h, dtype=x_BTD.dtype, device=x_BTD.device)
         z0 = torch.zeros(B, self.h_kv, self.d_h, dtype=x_BTD.dtype, device=x_BTD.device)
         if cache is not None and cache.S is not None and cache.z is not None:
