@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from reference_support import hf_model, logits_and_loss_match, ours
 from transformer_math import reference as ref
 
 V, T, B = 96, 20, 2
@@ -41,40 +42,13 @@ CONFIGS = {
 }
 
 
-def _hf_model(config: dict):
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    cfg = dict(config, pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    hf_cfg = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(hf_cfg, dtype=torch.float32, attn_implementation="eager").eval()
-    with torch.no_grad():  # every weight random, so that a swapped norm or bias cannot hide behind its init
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p)) if p.ndim == 1 else p.normal_(0, 0.08)
-    return model, hf_cfg
-
-
-def _ours(config: dict, hf_model, hf_cfg):
-    spec = tm.load_model(config)
-    model = ref.build(spec, ref.details_from_hf(hf_cfg.to_dict())).eval()
-    ref.load_hf_state_dict(model, hf_model.state_dict())
-    return spec, model
-
-
 @pytest.mark.parametrize("family", list(CONFIGS))
 def test_equal_to_hugging_face(family):
-    hf, hf_cfg = _hf_model(CONFIGS[family])
-    spec, ours = _ours(CONFIGS[family], hf, hf_cfg)
-    ids = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        out = hf(input_ids=ids, labels=ids)
-        logits = ours(ids)
-    diff = (logits - out.logits).abs().max().item()
-    assert diff <= 1e-4, f"{family}: max |Δlogits| = {diff:.2e}"
-    loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
-    assert abs(loss.item() - out.loss.item()) <= 1e-5
+    hf, hf_cfg = hf_model(CONFIGS[family])
+    spec, model = ours(CONFIGS[family], hf, hf_cfg)
+    ids = logits_and_loss_match(hf, model, V=V, B=B, T=T, family=family)
     # and the HF cached decode of 3 more tokens equals ours
-    assert torch.equal(ref.generate_greedy(ours, ids[:, :8], 3), hf.generate(
+    assert torch.equal(ref.generate_greedy(model, ids[:, :8], 3), hf.generate(
         ids[:, :8], attention_mask=torch.ones_like(ids[:, :8]), max_new_tokens=3, min_new_tokens=3, do_sample=False))
 
 

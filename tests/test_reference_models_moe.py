@@ -14,6 +14,7 @@ pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from reference_support import hf_model, logits_and_loss_match, ours
 from transformer_math import reference as ref
 
 V, T, B = 96, 16, 2
@@ -44,44 +45,14 @@ CONFIGS = {
 }
 
 
-def _hf_model(config: dict):
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    cfg = dict(config, pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    hf_cfg = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(hf_cfg, dtype=torch.float32, attn_implementation="eager").eval()
-    with torch.no_grad():  # every weight random (norms near 1), so that a swapped tensor cannot hide behind its init
-        for name, t in [*model.named_parameters(), *model.named_buffers()]:
-            if not t.is_floating_point() or "inv_freq" in name:
-                continue
-            t.add_(0.1 * torch.randn_like(t)) if t.ndim == 1 else t.normal_(0, 0.08)
-    return model, hf_cfg
-
-
-def _ours(config: dict, hf_model, hf_cfg, state=None):
-    spec = tm.load_model(config)
-    model = ref.build(spec, ref.details_from_hf(hf_cfg.to_dict())).eval()
-    ref.load_hf_state_dict(model, hf_model.state_dict() if state is None else state)
-    return spec, model
-
-
 @pytest.mark.parametrize("family", list(CONFIGS))
 def test_equal_to_hugging_face(family):
-    hf, hf_cfg = _hf_model(CONFIGS[family])
-    spec, ours = _ours(CONFIGS[family], hf, hf_cfg)
-    ids = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        out = hf(input_ids=ids, labels=ids)
-        logits = ours(ids)
-    diff = (logits - out.logits).abs().max().item()
-    print(f"{family}: max |Δlogits| = {diff:.2e}")
-    assert diff <= 1e-4, f"{family}: max |Δlogits| = {diff:.2e}"
-    loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
-    assert abs(loss.item() - out.loss.item()) <= 1e-5
+    hf, hf_cfg = hf_model(CONFIGS[family], buffers=True)
+    spec, model = ours(CONFIGS[family], hf, hf_cfg)
+    ids = logits_and_loss_match(hf, model, V=V, B=B, T=T, family=family)
     # the HF cached decode of 4 more tokens equals ours (cached)
     prompt = ids[:, :8]
-    assert torch.equal(ref.generate_greedy(ours, prompt, 4), hf.generate(
+    assert torch.equal(ref.generate_greedy(model, prompt, 4), hf.generate(
         prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=4, min_new_tokens=4, do_sample=False))
 
 
@@ -123,15 +94,15 @@ def _per_expert(state: dict, family: str) -> dict:
 @pytest.mark.parametrize("family", ["mixtral", "qwen2_moe", "deepseek_v3"])
 def test_per_expert_checkpoint_names_load_the_same(family):
     """A state dict with one tensor per expert loads into the same model as the fused one."""
-    hf, hf_cfg = _hf_model(CONFIGS[family])
-    _, fused = _ours(CONFIGS[family], hf, hf_cfg)
-    _, split = _ours(CONFIGS[family], hf, hf_cfg, state=_per_expert(hf.state_dict(), family))
+    hf, hf_cfg = hf_model(CONFIGS[family], buffers=True)
+    _, fused = ours(CONFIGS[family], hf, hf_cfg)
+    _, split = ours(CONFIGS[family], hf, hf_cfg, state=_per_expert(hf.state_dict(), family))
     for (name, a), (_, b) in zip(fused.state_dict().items(), split.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
 
 
 def test_unknown_names_are_refused():
-    hf, hf_cfg = _hf_model(CONFIGS["qwen2_moe"])
+    hf, hf_cfg = hf_model(CONFIGS["qwen2_moe"], buffers=True)
     state = dict(hf.state_dict(), **{"model.layers.1.mlp.mystery.weight": torch.zeros(1)})
     with pytest.raises(KeyError, match="mystery"):
-        _ours(CONFIGS["qwen2_moe"], hf, hf_cfg, state=state)
+        ours(CONFIGS["qwen2_moe"], hf, hf_cfg, state=state)
