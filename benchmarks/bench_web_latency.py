@@ -19,9 +19,10 @@ import argparse
 import os
 import socket
 import statistics
-import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from soak_web import start_server  # noqa: E402  (`tmath web` in a subprocess, waited for)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -61,20 +62,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def start_server(port: int) -> subprocess.Popen:
-    """`tmath web` itself, in a subprocess."""
-    proc = subprocess.Popen([sys.executable, "-m", "transformer_math", "web", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(400):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
 
 
 def pct(xs: list[float], p: float) -> float:

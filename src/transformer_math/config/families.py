@@ -182,12 +182,7 @@ def _deepseek_v2(r: _Reader, name: str) -> ModelSpec:
                      norm_topk=False, first_dense=0)
 
 def _gpt2(r: _Reader, name: str) -> ModelSpec:
-    d, h = r.int("n_embd"), r.int("n_head")
-    if d % h:
-        raise TmathError(r.prefix + "n_head", h, f"must divide n_embd = {d}")
-    act = r.str("activation_function", "gelu_new")
-    if act not in _GATED:
-        raise TmathError(r.prefix + "activation_function", act, f"one of {', '.join(sorted(_GATED))}")
+    d, h, act = _width_heads_activation(r, "n_embd", "n_head", "activation_function", "gelu_new")
     n = r.int("n_layer", high=MAX_LAYERS)
     r.read.update(("n_ctx", "scale_attn_weights", "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"))
     return ModelSpec(name=name, family="gpt2", n_layers=n, d_model=d, n_heads=h, n_kv_heads=h, head_dim=d // h,
@@ -195,6 +190,18 @@ def _gpt2(r: _Reader, name: str) -> ModelSpec:
                      activation=_GATED[act], tie_embeddings=r.bool("tie_word_embeddings", True),
                      learned_positions=True, norm="layernorm", qkv_bias=True, o_bias=True, mlp_bias=True,
                      layers=tuple(LayerSpec(d_ff=r.int("n_inner", 4 * d)) for _ in range(n)))
+
+
+def _width_heads_activation(r: _Reader, d_key: str, h_key: str, act_key: str,
+                            act_default: str) -> tuple[int, int, str]:
+    """d, h and the activation of the GPT-2 / GPT-NeoX layouts (h must divide d: d_h = d/h)."""
+    d, h = r.int(d_key), r.int(h_key)
+    if d % h:
+        raise TmathError(r.prefix + h_key, h, f"must divide {d_key} = {d}")
+    act = r.str(act_key, act_default)
+    if act not in _GATED:
+        raise TmathError(r.prefix + act_key, act, f"one of {', '.join(sorted(_GATED))}")
+    return d, h, act
 
 
 def _int_or_null(r: _Reader, key: str, default: int | None, *, high: int = 10**7) -> int:
@@ -311,12 +318,7 @@ def _neox_rope(r: _Reader) -> tuple[float, float]:
 def _gpt_neox(r: _Reader, name: str) -> ModelSpec:
     """GPT-NeoX / Pythia: fused biased QKV, LayerNorm with biases, a plain (ungated) biased MLP, partial rotary,
     untied embed_out, and (use_parallel_residual) attention and MLP side by side on one residual."""
-    d, h = r.int("hidden_size"), r.int("num_attention_heads")
-    if d % h:
-        raise TmathError(r.prefix + "num_attention_heads", h, f"must divide hidden_size = {d}")
-    act = r.str("hidden_act", "gelu")
-    if act not in _GATED:
-        raise TmathError(r.prefix + "hidden_act", act, f"one of {', '.join(sorted(_GATED))}")
+    d, h, act = _width_heads_activation(r, "hidden_size", "num_attention_heads", "hidden_act", "gelu")
     n = r.int("num_hidden_layers", high=MAX_LAYERS)
     bias = r.bool("attention_bias", True)
     fraction, theta = _neox_rope(r)
