@@ -1,9 +1,11 @@
-"""Write docs/reference.md from the docstrings of transformer_math.reference; --check: exit 1 if it is stale.
+"""Write docs/reference.md and docs/reference/*.md from the docstrings of transformer_math.reference; --check: exit
+1 if any is stale.
 
     python scripts/gen_reference_doc.py [--check]
 
-One section per component family (norms, positions, attention, caches, MLP, MoE, MLA, model), each built from its
-modules' docstrings and the docstrings of their public classes and functions. The sources are read with `ast`:
+docs/reference.md holds the package docstring and links to one page per component family (norms, positions,
+attention, caches, MLP, MoE, MLA, encoders, generation, model), each built from its modules' docstrings and the
+docstrings of their public classes and functions. The sources are read with `ast`:
 nothing is imported, so neither torch nor the package needs to be importable.
 """
 
@@ -16,17 +18,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "reference.md"
+PAGES = "reference"  # the family pages, in docs/reference/ beside the index
 PACKAGE = ROOT / "src" / "transformer_math" / "reference"
 
 # (section title, modules in order); a module that does not exist (yet) is skipped
 FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Norms", ("norms.py",)),
     ("Positions", ("positions.py",)),
-    ("Attention", ("attention.py", "linear_attention.py")),
+    ("Attention", ("attention.py", "linear_attention.py", "latent.py")),
     ("KV caches", ("cache.py",)),
     ("MLP", ("mlp.py",)),
     ("MoE", ("moe.py",)),
     ("MLA", ("mla.py",)),
+    ("Encoders and encoder-decoder", ("encoder.py",)),
+    ("Generation", ("generate.py",)),
     ("Model", ("model.py", "details.py", "hf_names.py")),
 )
 OTHER = "Other modules"
@@ -102,31 +107,39 @@ def sections() -> list[tuple[str, list[Path]]]:
     return out + ([(OTHER, other)] if other else [])
 
 
-def generate() -> str:
-    """The full text of docs/reference.md."""
+def _slug(title: str) -> str:
+    return "-".join(title.lower().replace("-", " ").split())
+
+
+def generate() -> dict[Path, str]:
+    """Each generated file's path and full text: the index docs/reference.md, then one page per family."""
     package_doc = ast.get_docstring(ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))) or ""
-    parts = [HEADER + _block(package_doc) + "\n"]
+    index, pages = [HEADER + _block(package_doc) + "\n", "## Component families\n"], {}
     for title, paths in sections():
         if paths:
-            parts.append(f"## {title}\n\n" + "\n".join(module_section(p) for p in paths))
-    return "\n".join(parts)
+            page = DOC.parent / PAGES / f"{_slug(title)}.md"
+            index.append(f"- [{title}]({PAGES}/{page.name}): " + ", ".join(f"`{p.name}`" for p in paths))
+            pages[page] = HEADER.replace("# Reference modules", f"# {title}", 1) + "\n".join(
+                module_section(p) for p in paths)
+    return {DOC: "\n".join(index) + "\n", **pages}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if docs/reference.md is not up to date")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the reference docs are not up to date")
     args = parser.parse_args(argv)
-    text = generate()
+    files = generate()
     if args.check:
-        current = DOC.read_text(encoding="utf-8") if DOC.exists() else None
-        if current != text:
-            print(f"{DOC.relative_to(ROOT)} is out of date: run scripts/gen_reference_doc.py", file=sys.stderr)
-            return 1
-        print(f"{DOC.relative_to(ROOT)} is up to date")
-        return 0
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text, encoding="utf-8")
-    print(f"wrote {DOC.relative_to(ROOT)}")
+        stale = [p for p, text in files.items() if (p.read_text(encoding="utf-8") if p.exists() else None) != text]
+        for p in stale:
+            print(f"{p.relative_to(ROOT)} is out of date: run scripts/gen_reference_doc.py", file=sys.stderr)
+        if not stale:
+            print(f"{DOC.relative_to(ROOT)} and {len(files) - 1} family pages are up to date")
+        return 1 if stale else 0
+    for p, text in files.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+        print(f"wrote {p.relative_to(ROOT)}")
     return 0
 
 

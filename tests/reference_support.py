@@ -44,3 +44,20 @@ def logits_and_loss_match(hf, model, *, V: int, B: int, T: int, family: str) -> 
     loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
     assert abs(loss.item() - out.loss.item()) <= 1e-5
     return ids
+
+
+def saved_bytes(module, forward) -> int:
+    """Bytes of the distinct storages autograd saves while `forward()` runs, parameters excluded: what
+    checks/execution.py saved_activation_bytes counts (a storage saved twice, or viewed, counts once)."""
+    params = {p.untyped_storage()._cdata for p in module.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage._cdata not in params:
+            seen[storage._cdata] = max(seen.get(storage._cdata, 0), storage.nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        forward()
+    return sum(seen.values())

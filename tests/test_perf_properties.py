@@ -20,7 +20,7 @@ from transformer_math.errors import TmathError
 from transformer_math.units import parse_dtype
 
 BF16 = parse_dtype("bf16")
-PRESETS = tm.list_presets()
+PRESETS = [n for n in tm.list_presets() if tm.load_model(n).arch == "decoder"]  # plans: decoder-only
 PRESET_NAMES = st.sampled_from(PRESETS)
 models = st.sampled_from(["llama-3.2-3b", "qwen3-8b", "gemma-3-4b", "gpt-oss-20b", "mixtral-8x7b", "deepseek-v3"])
 gpus = st.sampled_from(["a100-80gb", "h100-sxm", "l40s", "mi300x"])

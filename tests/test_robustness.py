@@ -42,12 +42,15 @@ def test_only_tmath_errors_escape(cfg, batch, context):
         assert str(e)
         return
     assert r["params.total"] > 0 and r["flops.prefill"] > 0
+    if r.spec.arch == "encoder":  # bidirectional: no cache at all (tests/test_reference_encoders.py)
+        assert "memory.kv_cache_bytes" not in r
+        return
     # A window of 1 token caches nothing after the prefill (the cache holds S − 1 tokens, as Hugging Face's does)
     assert r["memory.kv_cache_bytes"] > 0 or all(layer.window == 1 for layer in r.spec.layers)
 
 
 @pytest.mark.parametrize("change, field", [
-    ({"model_type": "bert"}, "model_type"),
+    ({"model_type": "roberta"}, "model_type"),
     ({"num_hidden_layers": 0}, "num_hidden_layers"),
     ({"hidden_size": -4096}, "hidden_size"),
     ({"num_key_value_heads": 5}, "n_kv_heads"),

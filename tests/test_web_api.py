@@ -72,7 +72,7 @@ def test_compare_takes_configs_as_the_analysis_does():
     ({}, "models"),
     ({"models": [], "configs": []}, "models"),
     ({"models": ["gpt2"] * 5, "configs": [{"config": TINY}] * 4}, "models"),
-    ({"configs": [{"config": {"model_type": "bert"}}]}, "model_type"),
+    ({"configs": [{"config": {"model_type": "roberta"}}]}, "model_type"),
     ({"configs": [{"config": {**TINY, "hidden_size": -1}}]}, "hidden_size"),
     ({"configs": [{"name": "x"}]}, "configs.0.config"),
     ({"configs": [{"config": TINY, "name": "x" * 101}]}, "configs.0.name"),
@@ -116,7 +116,7 @@ def test_view_is_every_part_in_one_answer():
     ({"model": "gpt2", "curve": list(range(1, 10))}, 422, "curve"),
     ({"model": "gpt2", "compare": {}}, 422, "compare"),
     ({"model": "gpt2", "compare": {"models": ["gpt2"] * 8}}, 422, "compare"),
-    ({"config": {"model_type": "bert"}}, 422, "model_type"),
+    ({"config": {"model_type": "roberta"}}, 422, "model_type"),
 ])
 def test_bad_view_requests(body, status, field):
     r = client.post("/api/view", json=body)
@@ -124,7 +124,7 @@ def test_bad_view_requests(body, status, field):
 
 
 @pytest.mark.parametrize("body, field", [
-    ({"config": {"model_type": "bert"}}, "model_type"),
+    ({"config": {"model_type": "roberta"}}, "model_type"),
     ({"model": "llama-3.1-8c"}, "model"),
     ({"model": "/etc/passwd"}, "model"),
     ({"model": "gpt2", "batch": 0}, "batch"),

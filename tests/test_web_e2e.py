@@ -166,7 +166,7 @@ def test_broken_configs_show_clear_errors(url, page):
     page.fill("#config", "{broken")
     page.click("#use-config")
     assert "malformed JSON" in page.locator("#error").inner_text()
-    page.fill("#config", json.dumps({"model_type": "bert", "hidden_size": 8}))
+    page.fill("#config", json.dumps({"model_type": "roberta", "hidden_size": 8}))
     page.click("#use-config")
     page.wait_for_function("() => document.getElementById('error').textContent.includes('model_type')", timeout=20000)
     assert page.locator("#error").is_visible()

@@ -61,9 +61,10 @@ def compare(models: Sequence[str | os.PathLike[str] | Mapping[str, Any]], *, bat
             "batch": r.batch, "context": r.context, "weight_dtype": describe_weight_dtypes(r.weight_dtypes),
             "kv_dtype": r.kv_dtype.name,
         }
-        row.update((k, _exact(r[k])) for k in _REPORT_KEYS)
+        row.update((k, _exact(r[k]) if k in r else None) for k in _REPORT_KEYS)  # None: an encoder's cache, decode
         # One token in every layer's cache, before any sliding window is full (the usual "KV per token").
-        row["memory.kv_per_token_bytes"] = _exact(mem.kv_cache_bytes(s, B=1, L=1, kv=r.kv_dtype).value)
+        row["memory.kv_per_token_bytes"] = (_exact(mem.kv_cache_bytes(s, B=1, L=1, kv=r.kv_dtype).value)
+                                            if "memory.kv_cache_bytes" in r else None)
         row["warnings"] = list(r.warnings)
         rows.append({k: row[k] for k in KEYS})
     return rows

@@ -34,17 +34,21 @@ def cached_tokens(layer: LayerSpec, L: int, k_sinks: int = 0) -> int:
     return L if layer.attention == "full" else min(L, layer.window - 1 + k_sinks)  # type: ignore[operator]
 
 
-def _pairs(layer: LayerSpec, T: int, attention: str) -> Quantity:
-    if attention == "dense":
+def _pairs(s: ModelSpec, layer: LayerSpec, T: int, attention: str, causal: bool) -> Quantity:
+    if attention == "dense" or not causal:  # an encoder attends to every pair under both conventions
         return q("n_pairs", f.dense_pairs, T=T)
+    if s.prefix_length:  # prefix-LMs have full layers only (spec validation)
+        return q("n_pairs", f.prefix_pairs, T=T, P=min(s.prefix_length, T))
     return q("n_pairs", f.causal_pairs, T=T, kind=layer.attention, S=layer.window)
 
 
 def layer_ops(s: ModelSpec, layer: LayerSpec, *, B: int, T: int, L: int = 0, attention: str = "dense",
-              decode: bool = False, mla_decode: str = "absorbed") -> list[Op]:
+              decode: bool = False, mla_decode: str = "absorbed", causal: bool = True, T_enc: int = 0) -> list[Op]:
     """Ops of one layer: prefill of T tokens per sequence, or (decode) one token over L cached ones.
 
-    mla_decode='naive' is what Hugging Face executes: it decompresses every cached latent at each step.
+    causal=False: an encoder layer (bidirectional). T_enc > 0: a decoder layer of an encoder–decoder model, which
+    also cross-attends to T_enc encoder outputs (their K and V projected in the forward, read from the cache when
+    decoding). mla_decode='naive' is what Hugging Face executes: it decompresses every cached latent at each step.
     """
     if layer.attention == "linear":  # no query-key pairs: T tokens (1 when decoding), whatever L
         lin = _Linear(B=B, N=B * (1 if decode else T))
@@ -52,13 +56,15 @@ def layer_ops(s: ModelSpec, layer: LayerSpec, *, B: int, T: int, L: int = 0, att
     if decode:
         keys = pairs = cached_tokens(layer, L, s.n_sink_tokens) + 1
     else:
-        keys, pairs = T, int(_pairs(layer, T, attention).value)
+        keys, pairs = T, int(_pairs(s, layer, T, attention, causal).value)
     lin = _Linear(B=B, N=B * T)
     if s.mla is None:
         attn = _attention_ops(s, lin, B=B, T=T, keys=keys, pairs=pairs)
     else:
         attn = _mla_ops(s, lin, B=B, T=T, keys=keys, pairs=pairs, decode=decode,
                         absorbed=decode and mla_decode == "absorbed")
+    if T_enc:
+        attn += _cross_attention_ops(s, lin, B=B, T=T, T_enc=T_enc, decode=decode)
     return attn + _mlp_ops(s, layer, lin)
 
 
@@ -75,12 +81,12 @@ class _Linear:
         return Op(name, (self.B, n // self.B, d_out), q(name, f.linear_flops, N_tok=n, d_in=d_in, d_out=d_out))
 
 
-def _core(B: int, T: int, keys: int, pairs: int, h_q: int, d_qk: int, d_v: int) -> list[Op]:
+def _core(B: int, T: int, keys: int, pairs: int, h_q: int, d_qk: int, d_v: int, block: str = "attention") -> list[Op]:
     """QKᵀ over the attended pairs and the weighted sum of values."""
-    return [Op("attention.scores QK^T", (B, h_q, T, keys),
-               q("attention.scores", f.attention_score_flops, B=B, h_q=h_q, n_pairs=pairs, d_qk=d_qk)),
-            Op("attention.values PV", (B, h_q, T, d_v),
-               q("attention.values", f.attention_value_flops, B=B, h_q=h_q, n_pairs=pairs, d_v=d_v))]
+    return [Op(f"{block}.scores QK^T", (B, h_q, T, keys),
+               q(f"{block}.scores", f.attention_score_flops, B=B, h_q=h_q, n_pairs=pairs, d_qk=d_qk)),
+            Op(f"{block}.values PV", (B, h_q, T, d_v),
+               q(f"{block}.values", f.attention_value_flops, B=B, h_q=h_q, n_pairs=pairs, d_v=d_v))]
 
 
 def _attention_ops(s: ModelSpec, lin: _Linear, *, B: int, T: int, keys: int, pairs: int) -> list[Op]:
@@ -88,6 +94,18 @@ def _attention_ops(s: ModelSpec, lin: _Linear, *, B: int, T: int, keys: int, pai
     return [lin("attention.q_proj", d, h_q * d_h), lin("attention.k_proj", d, h_kv * d_h),
             lin("attention.v_proj", d, h_kv * d_h), *_core(B, T, keys, pairs, h_q, d_h, d_h),
             lin("attention.o_proj", h_q * d_h, d)]
+
+
+def _cross_attention_ops(s: ModelSpec, lin: _Linear, *, B: int, T: int, T_enc: int, decode: bool) -> list[Op]:
+    """Queries from the T decoder tokens, keys and values from the T_enc encoder outputs (projected once: a decode
+    step reads them from the cross-attention cache)."""
+    d, h_q, h_kv, d_h = s.d_model, s.n_heads, s.n_kv_heads, s.head_dim
+    kv = [] if decode else [lin("cross_attention.k_proj", d, h_kv * d_h, tokens=B * T_enc),
+                            lin("cross_attention.v_proj", d, h_kv * d_h, tokens=B * T_enc)]
+    pairs = int(q("n_pairs", f.cross_pairs, T=T, T_enc=T_enc).value)
+    return [lin("cross_attention.q_proj", d, h_q * d_h), *kv,
+            *_core(B, T, T_enc, pairs, h_q, d_h, d_h, "cross_attention"),
+            lin("cross_attention.o_proj", h_q * d_h, d)]
 
 
 def _linear_attention_ops(s: ModelSpec, lin: _Linear, *, B: int, T: int) -> list[Op]:
@@ -162,16 +180,25 @@ def _expert_ops(s: ModelSpec, lin: _Linear) -> list[Op]:
 
 
 def forward_flops(s: ModelSpec, *, B: int, T: int, L: int = 0, attention: str = "dense", decode: bool = False,
-                  key: str, mla_decode: str = "absorbed", symbol: str | None = None) -> Quantity:
+                  key: str, mla_decode: str = "absorbed", symbol: str | None = None, T_enc: int = 0) -> Quantity:
     """Σ over layer kinds of n·(Σ ops) + the LM head over every position (B·T tokens).
 
-    The total's symbol names the phase: F_decode for a decode step, else `symbol` (F_prefill for a prompt pass,
-    F_fwd, the default, for the forward of a training step)."""
+    An encoder–decoder model runs its encoder over T_enc tokens first (not when decoding: its output is cached),
+    then the decoder over T. The total's symbol names the phase: F_decode for a decode step, else `symbol`
+    (F_prefill for a prompt pass, F_fwd, the default, for the forward of a training step)."""
     parts = []
+    if s.encoder_layers and not decode:
+        for layer, n in s.encoder_kinds:
+            ops = layer_ops(s, layer, B=B, T=T_enc, attention=attention, causal=False)
+            parts.append(total(f"encoder.layers[{layer.kind}]×{n}",
+                               [_times(op.flops, n) for op in ops], unit="FLOPs", symbol="F_layers"))
     for layer, n in s.layer_kinds:
-        ops = layer_ops(s, layer, B=B, T=T, L=L, attention=attention, decode=decode, mla_decode=mla_decode)
+        ops = layer_ops(s, layer, B=B, T=T, L=L, attention=attention, decode=decode, mla_decode=mla_decode,
+                        causal=s.causal, T_enc=T_enc)
         parts.append(total(f"layers[{layer.kind}]×{n}",
                            [_times(op.flops, n) for op in ops], unit="FLOPs", symbol="F_layers"))
+    if s.head_transform:
+        parts.append(q("lm_head.transform", f.linear_flops, N_tok=B * T, d_in=s.d_model, d_out=s.d_model))
     parts.append(q("lm_head", f.linear_flops, N_tok=B * T, d_in=s.d_model, d_out=s.vocab_size))
     return total(key, parts, unit="FLOPs", symbol="F_decode" if decode else symbol or "F_fwd")
 
@@ -181,21 +208,25 @@ def _times(x: Quantity, n: int) -> Quantity:
                     inputs=x.inputs, count=n, note=x.note)
 
 
-def recompute_flops(s: ModelSpec, *, B: int, T: int, recompute: str, attention: str = "dense") -> Quantity:
+def recompute_flops(s: ModelSpec, *, B: int, T: int, recompute: str, attention: str = "dense",
+                    T_enc: int = 0) -> Quantity:
     """Extra forward work in backward: none; selective = attention core (QK^T, PV); full = every layer."""
     parts = []
     if recompute != "none":
-        for layer, n in s.layer_kinds:
-            ops = layer_ops(s, layer, B=B, T=T, attention=attention)
+        stacks = [(layer, n, dict(T=T_enc, causal=False)) for layer, n in s.encoder_kinds]
+        stacks += [(layer, n, dict(T=T, causal=s.causal, T_enc=T_enc)) for layer, n in s.layer_kinds]
+        for layer, n, kw in stacks:
+            ops = layer_ops(s, layer, B=B, attention=attention, **kw)  # type: ignore[arg-type]
             if recompute == "selective":
-                ops = [op for op in ops if op.name.startswith(("attention.scores", "attention.values"))]
+                ops = [op for op in ops if op.name.startswith(("attention.scores", "attention.values",
+                                                               "cross_attention.scores", "cross_attention.values"))]
             parts += [_times(op.flops, n) for op in ops]
     return total("flops.recompute", parts, unit="FLOPs", symbol="F_recompute",
                  note=f"recompute={recompute} (Korthikanti et al. 2022 §5: selective recomputes the attention core)")
 
 
-def train_step_flops(s: ModelSpec, *, B: int, T: int, recompute: str = "none",
-                     attention: str = "dense") -> Quantity:
-    fwd = forward_flops(s, B=B, T=T, attention=attention, key="flops.forward")
-    rec = recompute_flops(s, B=B, T=T, recompute=recompute, attention=attention)
+def train_step_flops(s: ModelSpec, *, B: int, T: int, recompute: str = "none", attention: str = "dense",
+                     T_enc: int = 0) -> Quantity:
+    fwd = forward_flops(s, B=B, T=T, attention=attention, key="flops.forward", T_enc=T_enc)
+    rec = recompute_flops(s, B=B, T=T, recompute=recompute, attention=attention, T_enc=T_enc)
     return q("flops.train_step", f.train_step_flops, F_fwd=int(fwd.value), k_bwd=2, F_recompute=int(rec.value))

@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from transformer_math.config.spec import ModelSpec
+from transformer_math.errors import TmathError
 from transformer_math.units import GGUF_TYPES as GGUF_TYPES
 from transformer_math.units import DType, parse_dtype
 
@@ -67,6 +68,9 @@ def tensors(s: ModelSpec) -> list[Tensor]:
     parameter is counted exactly once whatever 1-D tensors a family adds)."""
     from transformer_math.analysis.params import by_group, params_breakdown
 
+    if s.arch != "decoder":  # llama.cpp names encoder stacks (enc.blk.*, BERT's token types) its own way
+        raise TmathError("weight_dtype", "a GGUF type or scheme", f"a decoder-only model ({s.name} is {s.arch}); "
+                         "use a plain dtype (bf16, fp8, int8, int4, …)")
     d, h_q, h_kv, d_h = s.d_model, s.n_heads, s.n_kv_heads, s.head_dim
     out = [Tensor("embedding", "token_embd.weight", "token_embd", -1, s.vocab_size, d)]
     if s.learned_positions:

@@ -10,6 +10,7 @@ from transformer_math.formulas import params as f
 
 # Memory groups a parameter component belongs to (a quantization_config or --weight-dtype names these).
 GROUPS = ("embedding", "positions", "lm_head", "attention", "norms", "mlp", "router", "experts", "shared_experts")
+_GROUP_OF_HEAD = {"cross_attention": "attention", "token_types": "embedding"}
 
 
 def group_of(component: str) -> str:
@@ -19,21 +20,24 @@ def group_of(component: str) -> str:
     if component == "moe.shared_gate":  # a d→1 routing gate: kept 16-bit like the router
         return "router"
     head, _, tail = component.partition(".")
-    return tail if head == "moe" else head
+    return tail if head == "moe" else _GROUP_OF_HEAD.get(head, head)
 
 
-def layer_params(s: ModelSpec, layer: LayerSpec, n: int) -> list[Quantity]:
-    """The parameters of `n` identical layers, one quantity per component."""
+def _projections(s: ModelSpec, n: int, block: str) -> list[Quantity]:
+    d, h_q, h_kv, d_h = s.d_model, s.n_heads, s.n_kv_heads, s.head_dim
+    return [q(f"{block}.q_proj", f.linear_params, symbol="P_WQ", count=n, d_in=d, d_out=h_q * d_h, bias=s.qkv_bias),
+            q(f"{block}.k_proj", f.linear_params, symbol="P_WK", count=n, d_in=d, d_out=h_kv * d_h, bias=s.qkv_bias),
+            q(f"{block}.v_proj", f.linear_params, symbol="P_WV", count=n, d_in=d, d_out=h_kv * d_h, bias=s.qkv_bias),
+            q(f"{block}.o_proj", f.linear_params, symbol="P_WO", count=n, d_in=h_q * d_h, d_out=d, bias=s.o_bias)]
+
+
+def layer_params(s: ModelSpec, layer: LayerSpec, n: int, *, cross: bool = False) -> list[Quantity]:
+    """The parameters of `n` identical layers, one quantity per component; `cross`: a decoder layer of an
+    encoder–decoder model, which also cross-attends (its own projections and one more norm)."""
     d, h_q, h_kv, d_h = s.d_model, s.n_heads, s.n_kv_heads, s.head_dim
     out: list[Quantity] = []
     if s.mla is None:
-        out += [q("attention.q_proj", f.linear_params, symbol="P_WQ", count=n, d_in=d, d_out=h_q * d_h,
-                  bias=s.qkv_bias),
-                q("attention.k_proj", f.linear_params, symbol="P_WK", count=n, d_in=d, d_out=h_kv * d_h,
-                  bias=s.qkv_bias),
-                q("attention.v_proj", f.linear_params, symbol="P_WV", count=n, d_in=d, d_out=h_kv * d_h,
-                  bias=s.qkv_bias),
-                q("attention.o_proj", f.linear_params, symbol="P_WO", count=n, d_in=h_q * d_h, d_out=d, bias=s.o_bias)]
+        out += _projections(s, n, "attention")
         if s.qk_norm and s.qk_norm_span == "all":  # OLMo-2: one scale per feature of all heads' q and k
             out += [q("attention.q_norm", f.norm_params, count=n, n_norm=1, k_norm=1, w=h_q * d_h),
                     q("attention.k_norm", f.norm_params, count=n, n_norm=1, k_norm=1, w=h_kv * d_h)]
@@ -59,7 +63,10 @@ def layer_params(s: ModelSpec, layer: LayerSpec, n: int) -> list[Quantity]:
                   bias=s.o_bias)]
     if s.sinks:
         out.append(q("attention.sinks", f.sink_params, count=n, h_q=h_q))
-    out.append(q("norms", f.norm_params, count=n, n_norm=s.norms_per_layer, k_norm=1 + (s.norm == "layernorm"), w=d))
+    if cross:
+        out += _projections(s, n, "cross_attention")
+    n_norm = s.norms_per_layer + (s.norms_per_layer // 2 if cross else 0)
+    out.append(q("norms", f.norm_params, count=n, n_norm=n_norm, k_norm=1 + (s.norm == "layernorm"), w=d))
     if layer.mlp == "dense":
         out.append(q("mlp", f.mlp_params, count=n, d=d, d_ff=layer.d_ff, g_up=s.n_up, bias=s.mlp_bias))
     else:
@@ -77,16 +84,35 @@ def layer_params(s: ModelSpec, layer: LayerSpec, n: int) -> list[Quantity]:
 
 
 def params_breakdown(s: ModelSpec) -> Quantity:
-    """params.total: embeddings + positions + every layer kind + final norm + LM head."""
-    d = s.d_model
+    """params.total: embeddings + positions + (encoder layers + encoder norm) + every layer kind + final norm +
+    LM head (BERT: with its d → d transform, norm and bias)."""
+    d, k_norm = s.d_model, 1 + (s.norm == "layernorm")
     parts = [q("embedding", f.embedding_params, symbol="P_emb", V=s.vocab_size, d=d)]
     if s.learned_positions:
         parts.append(q("positions", f.position_params, L_max=s.max_context, d=d))
-    for layer, n in s.layer_kinds:
-        parts.append(total(f"layers[{layer.kind}]×{n}", layer_params(s, layer, n), unit="parameters",
+    if s.token_types:
+        parts.append(q("token_types", f.token_type_params, V_tt=s.token_types, d=d))
+    if s.embedding_norm:
+        parts.append(q("embedding_norm", f.norm_params, n_norm=1, k_norm=k_norm, w=d))
+    if s.relative_buckets:
+        parts.append(q("positions.relative_bias", f.relative_bias_params, n_stack=1 + bool(s.encoder_layers),
+                       n_rel=s.relative_buckets, h_q=s.n_heads))
+    for layer, n in s.encoder_kinds:
+        parts.append(total(f"encoder.layers[{layer.kind}]×{n}", layer_params(s, layer, n), unit="parameters",
                            symbol="P_layers"))
-    parts.append(q("final_norm", f.norm_params, n_norm=1, k_norm=1 + (s.norm == "layernorm"), w=d))
+    if s.encoder_layers:
+        parts.append(q("encoder.final_norm", f.norm_params, n_norm=1, k_norm=k_norm, w=d))
+    for layer, n in s.layer_kinds:
+        parts.append(total(f"layers[{layer.kind}]×{n}", layer_params(s, layer, n, cross=bool(s.encoder_layers)),
+                           unit="parameters", symbol="P_layers"))
+    if s.norm_placement != "post_add":  # post-add layers end normalized: no final norm (BERT)
+        parts.append(q("final_norm", f.norm_params, n_norm=1, k_norm=k_norm, w=d))
+    if s.head_transform:
+        parts += [q("lm_head.transform", f.linear_params, d_in=d, d_out=d, bias=True),
+                  q("lm_head.transform_norm", f.norm_params, n_norm=1, k_norm=k_norm, w=d)]
     parts.append(q("lm_head", f.lm_head_params, d=d, V=s.vocab_size, tie=s.tie_embeddings))
+    if s.lm_head_bias:
+        parts.append(q("lm_head.bias", f.lm_head_bias_params, V=s.vocab_size))
     return total("params.total", parts, unit="parameters", symbol="P")
 
 
@@ -94,7 +120,7 @@ def by_component(breakdown: Quantity) -> dict[str, int]:
     """Totals per component across all layers (attention.q_proj, mlp, moe.experts, …)."""
     out: dict[str, int] = defaultdict(int)
     for part in breakdown.children:
-        for leaf in part.children or (part,):
+        for leaf in part.children or (part,):  # a layer stack's components, or a top-level component
             out[leaf.key] += int(leaf.value)
     return dict(out)
 

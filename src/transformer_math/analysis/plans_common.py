@@ -19,8 +19,12 @@ if TYPE_CHECKING:
 
 
 def _model(model: Any) -> tuple[ModelSpec, str]:
-    """The spec, and how to name the model on a command line."""
+    """The spec, and how to name the model on a command line (plans model decoder-only LMs: an encoder has no
+    decode phase, and the parallel layouts and pipelines are written for one stack)."""
     s = load_model(model)
+    if s.arch != "decoder":
+        raise TmathError("model", s.name, f"a decoder-only model for serving and training plans ({s.name} is "
+                         f"{s.arch.replace('_', '-')}; `tmath analyze` covers its parameters, memory and FLOPs)")
     return s, os.fspath(model) if isinstance(model, str | os.PathLike) else s.name
 
 

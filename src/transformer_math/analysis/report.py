@@ -11,7 +11,7 @@ from transformer_math.analysis import memory as mem
 from transformer_math.analysis.params import active_params, by_component, by_group, layer_params, params_breakdown
 from transformer_math.analysis.quantity import Quantity
 from transformer_math.config import load_model
-from transformer_math.config.spec import ModelSpec
+from transformer_math.config.spec import LayerSpec, ModelSpec
 from transformer_math.errors import TmathError
 from transformer_math.units import DTYPE_HELP, DType, parse_dtype
 
@@ -45,6 +45,7 @@ class Report:
     batch: int
     context: int
     conventions: Conventions
+    decoder_tokens: int | None = None  # T_dec of an encoder–decoder model (its encoder reads `context` tokens)
     weight_dtypes: Mapping[str, DType]
     kv_dtype: DType
     quantities: Mapping[str, Quantity] = field(default_factory=dict)
@@ -85,7 +86,8 @@ class Report:
         params = self.quantities["params.total"]
         out.update({
             "model": self.spec.name, "family": self.spec.family,
-            "inputs": {"batch": self.batch, "context": self.context, "kv_dtype": self.kv_dtype.name,
+            "inputs": {"batch": self.batch, "context": self.context, "decoder_tokens": self.decoder_tokens,
+                       "kv_dtype": self.kv_dtype.name,
                        "weight_dtype": {k: v.name for k, v in self.weight_dtypes.items()}},
             "conventions": self.conventions.describe(),
             "warnings": list(self.warnings),
@@ -99,19 +101,30 @@ class Report:
         return out
 
     def params_by_layer(self) -> list[dict[str, Any]]:
-        per_kind = {layer: sum(x.value for x in layer_params(self.spec, layer, 1))
-                    for layer, _ in self.spec.layer_kinds}
-        return [{"layer": i, "kind": layer.kind, "params": per_kind[layer]} for i, layer in enumerate(self.spec.layers)]
+        s = self.spec
+        enc = [{"layer": f"encoder {i}", "kind": x.kind, "params": sum(p.value for p in layer_params(s, x, 1))}
+               for i, x in enumerate(s.encoder_layers)]
+        per_kind = {layer: sum(x.value for x in layer_params(s, layer, 1, cross=bool(enc)))
+                    for layer, _ in s.layer_kinds}
+        return enc + [{"layer": i, "kind": layer.kind, "params": per_kind[layer]} for i, layer in enumerate(s.layers)]
 
     def per_op_table(self) -> dict[str, list[dict[str, Any]]]:
-        """Per layer kind: (operation, output shape, FLOPs) for prefill of B×L tokens and one decode step."""
+        """Per layer kind: (operation, output shape, FLOPs) for prefill of B×L tokens and one decode step
+        (encoder–decoder: the encoder over L, the decoder over T_dec; encoder-only: no decode step)."""
         out: dict[str, list[dict[str, Any]]] = {}
-        for layer, n in self.spec.layer_kinds:
+        s, T_enc = self.spec, self.context if self.spec.encoder_layers else 0
+        T = self.decoder_tokens or self.context
+        stacks: list[tuple[str, LayerSpec, int, tuple[tuple[str, dict[str, Any]], ...]]] = [
+            ("encoder ", layer, n, (("prefill", {"T": T_enc, "causal": False}),)) for layer, n in s.encoder_kinds]
+        for layer, n in s.layer_kinds:
             phases: tuple[tuple[str, dict[str, Any]], ...] = (
-                ("prefill", {"T": self.context}), ("decode", {"T": 1, "L": self.context, "decode": True}))
+                ("prefill", {"T": T, "causal": s.causal, "T_enc": T_enc}),
+                ("decode", {"T": 1, "L": T, "decode": True, "T_enc": T_enc}))
+            stacks.append(("", layer, n, phases if s.arch != "encoder" else phases[:1]))
+        for stack, layer, n, phases in stacks:
             for phase, kw in phases:
-                ops = fl.layer_ops(self.spec, layer, B=self.batch, attention=self.conventions.attention, **kw)
-                out[f"{phase} {layer.kind} ×{n}"] = [
+                ops = fl.layer_ops(s, layer, B=self.batch, attention=self.conventions.attention, **kw)
+                out[f"{phase} {stack}{layer.kind} ×{n}"] = [
                     {"op": op.name, "shape": list(op.shape), "flops": op.flops.value,
                      "formula": op.flops.substituted} for op in ops]
         return out
@@ -210,8 +223,11 @@ def _positive(name: str, value: object, high: int) -> int:
 
 def analyze(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec, *, batch: int = 1, context: int = 2048,
             weight_dtype: str | Mapping[str, str] | None = "auto", kv_dtype: str = "bf16",
-            conventions: Conventions | None = None) -> Report:
-    """Parameters, memory and FLOPs of `model` for B = batch sequences at context L = context."""
+            conventions: Conventions | None = None, decoder_tokens: int | None = None) -> Report:
+    """Parameters, memory and FLOPs of `model` for B = batch sequences at context L = context.
+
+    An encoder–decoder model reads T_enc = L tokens into its encoder and runs its decoder over T_dec =
+    decoder_tokens (default L) tokens; an encoder-only model has no cache and no decode step (no such keys)."""
     spec = load_model(model)
     c = conventions or Conventions()
     if c.attention not in fl.ATTENTION_CONVENTIONS:
@@ -219,10 +235,15 @@ def analyze(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec, *, ba
     if c.recompute not in mem.RECOMPUTE:
         raise TmathError("recompute", c.recompute, "none, selective or full")
     if c.activations not in mem.PROFILES:
-        raise TmathError("activations", c.activations, "fused or eager")
+        raise TmathError("activations", c.activations, "fused, eager or reference")
     B, L = _positive("batch", batch, MAX_TOKENS), _positive("context", context, MAX_TOKENS)
     if B * L > MAX_TOKENS:
         raise TmathError("batch×context", B * L, f"at most {MAX_TOKENS} tokens")
+    if decoder_tokens is not None and spec.arch != "encoder_decoder":
+        raise TmathError("decoder_tokens", decoder_tokens, "only for encoder_decoder models (this one is "
+                         f"{spec.arch}-only)")
+    T_enc = L if spec.arch == "encoder_decoder" else 0
+    T = L if decoder_tokens is None else _positive("decoder_tokens", decoder_tokens, MAX_TOKENS // B)
     wd, kv = parse_weight_dtypes(weight_dtype, spec), parse_dtype(kv_dtype, field="kv_dtype")
     params = params_breakdown(spec)
     P_active = active_params(spec, params, convention=c.active)
@@ -232,17 +253,21 @@ def analyze(model: str | os.PathLike[str] | Mapping[str, Any] | ModelSpec, *, ba
         "params.total": params,
         "params.active": P_active,
         "memory.weights_bytes": mem.weights_bytes(spec, params, wd),
-        "memory.kv_cache_bytes": mem.kv_cache_bytes(spec, B=B, L=L, kv=kv),
+        "memory.kv_cache_bytes": mem.kv_cache_bytes(spec, B=B, L=T, kv=kv, T_enc=T_enc),
         "memory.gradients_bytes": grads,
         "memory.optimizer_bytes": opt,
-        "memory.activations_bytes": mem.activation_bytes(spec, B=B, T=L, recompute=c.recompute,
-                                                         profile=c.activations),
-        "flops.prefill": fl.forward_flops(spec, B=B, T=L, attention=c.attention, key="flops.prefill",
-                                          symbol="F_prefill"),
-        "flops.decode_token": fl.forward_flops(spec, B=B, T=1, L=L, decode=True, key="flops.decode_token"),
-        "flops.train_step": fl.train_step_flops(spec, B=B, T=L, recompute=c.recompute, attention=c.attention),
+        "memory.activations_bytes": mem.activation_bytes(spec, B=B, T=T, recompute=c.recompute,
+                                                         profile=c.activations, T_enc=T_enc),
+        "flops.prefill": fl.forward_flops(spec, B=B, T=T, attention=c.attention, key="flops.prefill",
+                                          symbol="F_prefill", T_enc=T_enc),
+        "flops.decode_token": fl.forward_flops(spec, B=B, T=1, L=T, decode=True, key="flops.decode_token",
+                                               T_enc=T_enc),
+        "flops.train_step": fl.train_step_flops(spec, B=B, T=T, recompute=c.recompute, attention=c.attention,
+                                                T_enc=T_enc),
     }
+    if spec.arch == "encoder":  # bidirectional: nothing is cached, nothing decoded token by token
+        del quantities["memory.kv_cache_bytes"], quantities["flops.decode_token"]
     warnings = (f"context L = {L} exceeds the model's L_max = {spec.max_context} (numbers are for L as given)",
                 ) if L > spec.max_context else ()
-    return Report(spec=spec, batch=B, context=L, conventions=c, weight_dtypes=wd, kv_dtype=kv, quantities=quantities,
-                  warnings=warnings)
+    return Report(spec=spec, batch=B, context=L, decoder_tokens=T if T_enc else None, conventions=c,
+                  weight_dtypes=wd, kv_dtype=kv, quantities=quantities, warnings=warnings)

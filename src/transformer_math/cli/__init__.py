@@ -51,7 +51,8 @@ def _analyze(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from transformer_math.analysis.report import Conventions, analyze
 
     return analyze(args.model, batch=args.batch, context=args.context, weight_dtype=args.weight_dtype,
-                   kv_dtype=args.kv_dtype, conventions=Conventions(attention=args.attention, recompute=args.recompute,
+                   kv_dtype=args.kv_dtype, decoder_tokens=getattr(args, "decoder_tokens", None),
+                   conventions=Conventions(attention=args.attention, recompute=args.recompute,
                                            activations=args.activations))
 
 
@@ -120,6 +121,16 @@ def _calibrate(args: argparse.Namespace) -> int:
     return calibrate.cli(args)
 
 
+def _train_tiny(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401  (the one dependency the run needs beyond the library)
+    except ImportError:
+        raise TmathError("train-tiny", "torch", "installed: pip install 'transformer-math[torch]'") from None
+    from transformer_math.training import tiny
+
+    return tiny.cli(args)
+
+
 def _explain(args: argparse.Namespace) -> int:
     report = _analyze(args)
     print(report.explain(args.quantity))
@@ -143,7 +154,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"list": _list, "symbols": _symbols, "web": _web, "compare": _compare, "calibrate": _calibrate,
-             "explain": _explain, "analyze": _report}
+             "train-tiny": _train_tiny, "explain": _explain, "analyze": _report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,7 +25,9 @@ def _params(n: float) -> str:
     return f"{int(n)}"
 
 
-def _binary(n: float, unit: int) -> str:
+def _binary(n: float | None, unit: int) -> str:
+    if n is None:  # an encoder-only model keeps no cache
+        return "—"
     x = n / unit
     return f"{x:,.2f}" if x >= 1 or x == 0 else f"{x:.3g}"
 
@@ -56,7 +58,8 @@ def render_table(rows: Sequence[Mapping[str, Any]]) -> str:
         (f"KV cache at {tokens} (GiB)", lambda r: _binary(r["memory.kv_cache_bytes"], GiB)),
         ("KV per token (KiB)", lambda r: _binary(r["memory.kv_per_token_bytes"], KiB)),
         (f"prefill FLOPs at {tokens}", lambda r: f"{fmt_count(r['flops.prefill'])}FLOP"),
-        ("decode FLOPs per token step", lambda r: f"{fmt_count(r['flops.decode_token'])}FLOP"),
+        ("decode FLOPs per token step", lambda r: "—" if r["flops.decode_token"] is None
+         else f"{fmt_count(r['flops.decode_token'])}FLOP"),
     ]
     header = ["", *(r["model"] for r in rows)]
     body = [[label, *(cell(r) for r in rows)] for label, cell in lines_spec]

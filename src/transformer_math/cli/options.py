@@ -96,12 +96,15 @@ def _workload(sp: argparse.ArgumentParser, *, several: bool = False) -> None:
     sp.add_argument("--recompute", choices=("none", "selective", "full"), default="none",
                     help="activation recomputation for training memory and FLOPs")
     _strict(sp)
-    sp.add_argument("--activations", choices=("fused", "eager"), default="fused",
-                    help="kernels whose saved tensors are counted: fused (flash attention) or eager (HF)")
+    sp.add_argument("--activations", choices=("fused", "eager", "reference"), default="fused",
+                    help="kernels whose saved tensors are counted: fused (flash attention), eager (HF) or reference "
+                         "(transformer_math.reference in fp32, as the CPU trainer runs it)")
 
 
 def _analyze(a: argparse.ArgumentParser) -> None:
     _workload(a)
+    a.add_argument("--decoder-tokens", type=_count("--decoder-tokens"), default=None,
+                   help="T_dec: decoder tokens of an encoder–decoder model (T5), whose encoder reads L (default: L)")
     a.add_argument("--json", action="store_true", help="machine-readable output (stable keys of conventions.md)")
     a.add_argument("--show-ignored", action="store_true", help="list the config keys read and ignored")
     a.add_argument("--ops", action="store_true", help="per-operation FLOPs table per layer kind: operation, output "
@@ -246,6 +249,35 @@ def _calibrate(cal: argparse.ArgumentParser) -> None:
                      help="device JSON to write (default: calibrated-<device name>.json in the current directory)")
 
 
+def _train_tiny(tt: argparse.ArgumentParser) -> None:
+    # The defaults are training/tiny.py TinyConfig's (≈ 1 minute on 2 CPU cores); they are repeated here rather than
+    # read from it, so that `tmath train-tiny --help` needs no torch.
+    tt.add_argument("--steps", type=_count("--steps"), default=600, help="S: optimizer steps")
+    tt.add_argument("--batch", type=_count("--batch"), default=16, help="b: sequences per step")
+    tt.add_argument("--seq", type=_count("--seq"), default=128, help="T: bytes (tokens) per sequence")
+    tt.add_argument("--seed", type=int, default=0, help="seeds the model, the batches and the sampler")
+    tt.add_argument("--lr", type=float, default=3e-3, help="η: peak AdamW learning rate (cosine decay to η/10)")
+    tt.add_argument("--warmup", type=_count("--warmup"), default=20, help="W: linear warmup steps")
+    tt.add_argument("--d-model", type=_count("--d-model"), default=128, help="d: model width")
+    tt.add_argument("--layers", type=_count("--layers"), default=4, help="N_L: layers")
+    tt.add_argument("--heads", type=_count("--heads"), default=4, help="h_q: query heads")
+    tt.add_argument("--kv-heads", type=_count("--kv-heads"), default=2, help="h_kv: key/value heads (GQA)")
+    tt.add_argument("--d-ff", type=_count("--d-ff"), default=384, help="SwiGLU hidden width")
+    tt.add_argument("--prompt", default="Once upon a time", help="text the samples continue")
+    tt.add_argument("--sample-tokens", type=_count("--sample-tokens"), default=112,
+                    help="bytes sampled after the prompt (with the prompt's 16, the 128 positions trained on)")
+    tt.add_argument("--samples", type=_count("--samples"), default=3, help="samples drawn (one batch)")
+    tt.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    tt.add_argument("--top-k", type=int, default=20, help="sample from the k most likely bytes (0: all)")
+    tt.add_argument("--profile", default="auto",
+                    help="device JSON for the step-time prediction; auto: a 10 s `tmath calibrate` of this CPU, run "
+                         "once and cached; none: no time rows")
+    tt.add_argument("--corpus", default=None, help="a text file to train on (default: the shipped stories)")
+    tt.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    tt.add_argument("--json", action="store_true", help="machine-readable output: losses, samples, measured vs "
+                                                        "predicted rows")
+
+
 def _nothing(sp: argparse.ArgumentParser) -> None:
     """`tmath list` takes no options."""
 
@@ -265,6 +297,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "symbols": ("the symbol dictionary", _symbols),
     "calibrate": ("measure this machine (GEMM, bandwidth, attention, launch) with torch; write a device JSON",
                   _calibrate),
+    "train-tiny": ("train a byte-level Llama on the shipped stories on the CPU (≈ 1 min), sample it, and compare "
+                   "what it measured with the analyzer (needs the [torch] extra)", _train_tiny),
 }
 
 

@@ -8,24 +8,38 @@ from transformer_math.cli.style import paint
 from transformer_math.units import fmt_bytes, fmt_count
 
 
+def _arch_note(arch: str) -> str:
+    return {"encoder": "  (encoder-only: bidirectional, no KV cache, no decoding)",
+            "encoder_decoder": "  (each also cross-attends to the encoder output)"}.get(arch, "")
+
+
 def render_report(r: Report, *, show_ignored: bool = False, ops: bool = False) -> str:
     s = r.spec
     lines = [f"{paint(s.name, 'bold')}  ({s.family})",
              "  " + "  ".join(f"{k}={v}" for k, v in s.symbols().items() if v is not None and not isinstance(v, tuple)),
-             "  layers: " + ", ".join(f"{n}× {layer.kind}" for layer, n in s.layer_kinds),
-             f"  workload: B={r.batch}  L={r.context}  kv={r.kv_dtype.name}  weights="
-             + ",".join(f"{k}:{v.name}" for k, v in r.weight_dtypes.items()), ""]
+             *(["  encoder layers: " + ", ".join(f"{n}× {layer.kind}" for layer, n in s.encoder_kinds)]
+               if s.encoder_layers else []),
+             f"  {'decoder ' if s.encoder_layers else ''}layers: "
+             + ", ".join(f"{n}× {layer.kind}" for layer, n in s.layer_kinds) + _arch_note(s.arch),
+             f"  workload: B={r.batch}  L={r.context}"
+             + (f" (encoder)  T_dec={r.decoder_tokens}" if r.decoder_tokens else "")
+             + f"  kv={r.kv_dtype.name}  weights=" + ",".join(f"{k}:{v.name}" for k, v in r.weight_dtypes.items()), ""]
     rows = [("params.total", "P", r["params.total"], "params"),
             ("params.active", "P_active", r["params.active"], "params")]
     for key in ("memory.weights_bytes", "memory.kv_cache_bytes", "memory.gradients_bytes", "memory.optimizer_bytes",
                 "memory.activations_bytes"):
-        rows.append((key, r.quantities[key].symbol, r[key], "bytes"))
+        if key in r:  # an encoder-only model keeps no cache
+            rows.append((key, r.quantities[key].symbol, r[key], "bytes"))
     for key in ("flops.prefill", "flops.decode_token", "flops.train_step"):
-        rows.append((key, r.quantities[key].symbol, r[key], "FLOPs"))
+        if key in r:
+            rows.append((key, r.quantities[key].symbol, r[key], "FLOPs"))
     lines.append(f"  {'quantity':26s} {'symbol':10s} {'value':>22s}  human")
-    what = {"flops.prefill": f"prefill of B×L = {r.batch}×{r.context} tokens",
+    tokens = f"B×L = {r.batch}×{r.context} tokens"
+    if r.decoder_tokens:
+        tokens = f"encoder {tokens}, decoder B×T_dec = {r.batch}×{r.decoder_tokens}"
+    what = {"flops.prefill": ("forward of " if s.arch != "decoder" else "prefill of ") + tokens,
             "flops.decode_token": f"one decode step: B = {r.batch} token{'s' if r.batch > 1 else ''} at context L",
-            "flops.train_step": "forward + backward of B×L tokens"}
+            "flops.train_step": "forward + backward of " + ("those tokens" if r.decoder_tokens else "B×L tokens")}
     for key, sym, v, unit in rows:
         if unit == "bytes":
             human = f"{fmt_bytes(v, 'iec')} / {fmt_bytes(v, 'si')}"

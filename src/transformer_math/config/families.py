@@ -331,9 +331,59 @@ def _gpt_neox(r: _Reader, name: str) -> ModelSpec:
                      layers=tuple(LayerSpec(d_ff=r.int("intermediate_size")) for _ in range(n)))
 
 
+def _bert(r: _Reader, name: str) -> ModelSpec:
+    """BERT (BertForMaskedLM): encoder-only, bidirectional, learned absolute and token-type embeddings with a
+    LayerNorm after them, post-add LayerNorms, biased projections and a plain MLP; the MLM head maps d → d, applies
+    the activation and a LayerNorm, then projects to V (tied to the embedding by default) with a bias."""
+    d, h, act = _width_heads_activation(r, "hidden_size", "num_attention_heads", "hidden_act", "gelu")
+    n = r.int("num_hidden_layers", high=MAX_LAYERS)
+    kind = r.str("position_embedding_type", "absolute")
+    if kind != "absolute":
+        raise TmathError(r.prefix + "position_embedding_type", kind, "absolute (relative kinds are not modelled)")
+    r.read.update(("layer_norm_eps", "hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range",
+                   "pad_token_id", "classifier_dropout", "use_cache", "is_decoder"))
+    return ModelSpec(name=name, family="bert", arch="encoder", n_layers=n, d_model=d, n_heads=h, n_kv_heads=h,
+                     head_dim=d // h, vocab_size=r.int("vocab_size"),
+                     max_context=r.int("max_position_embeddings", 512, high=MAX_CONTEXT), n_up=1,
+                     activation=_GATED[act], tie_embeddings=r.bool("tie_word_embeddings", True),
+                     learned_positions=True, norm="layernorm", norm_placement="post_add", qkv_bias=True, o_bias=True,
+                     mlp_bias=True, token_types=r.int("type_vocab_size", 2, low=0), embedding_norm=True,
+                     head_transform=True, lm_head_bias=True,
+                     layers=tuple(LayerSpec(d_ff=r.int("intermediate_size")) for _ in range(n)))
+
+
+_T5_FF = {"relu": ("relu", 1), "gelu": ("gelu", 1), "gated-gelu": ("gelu_tanh", 2), "gated-silu": ("silu", 2),
+          "gated-relu": ("relu", 2)}
+
+
+def _t5(r: _Reader, name: str) -> ModelSpec:
+    """T5 (T5ForConditionalGeneration): an encoder and a decoder stack of pre-norm RMS layers without biases; each
+    decoder layer also cross-attends to the encoder's output; a learned relative-position bias per stack (in its
+    first layer, shared by the rest); d_kv per head independent of d; one embedding for both stacks, tied to the
+    LM head by default. feed_forward_proj picks the MLP: relu (T5) or gated-gelu (T5 v1.1, Flan-T5)."""
+    ff = r.str("feed_forward_proj", "relu")
+    if ff not in _T5_FF:
+        raise TmathError(r.prefix + "feed_forward_proj", ff, f"one of {', '.join(_T5_FF)}")
+    act, n_up = _T5_FF[ff]
+    n_enc = r.int("num_layers", 6, high=MAX_LAYERS)
+    n_dec = r.int("num_decoder_layers", n_enc, high=MAX_LAYERS)
+    h, d_ff = r.int("num_heads", 8), r.int("d_ff", 2048)
+    r.read.update(("relative_attention_max_distance", "layer_norm_epsilon", "dropout_rate", "initializer_factor",
+                   "pad_token_id", "eos_token_id", "decoder_start_token_id", "is_encoder_decoder", "use_cache",
+                   "n_positions", "dense_act_fn", "is_gated_act"))
+    return ModelSpec(name=name, family="t5", arch="encoder_decoder", n_layers=n_dec, d_model=r.int("d_model", 512),
+                     n_heads=h, n_kv_heads=h, head_dim=r.int("d_kv", 64), vocab_size=r.int("vocab_size", 32128),
+                     max_context=r.int("n_positions", 512, high=MAX_CONTEXT), n_up=n_up, activation=act,
+                     tie_embeddings=r.bool("tie_word_embeddings", True),
+                     relative_buckets=r.int("relative_attention_num_buckets", 32),
+                     layers=tuple(LayerSpec(d_ff=d_ff, rope=False) for _ in range(n_dec)),
+                     encoder_layers=tuple(LayerSpec(d_ff=d_ff, rope=False) for _ in range(n_enc)))
+
+
 ADAPTERS: dict[str, Callable[[_Reader, str], ModelSpec]] = {
     "llama": _llama, "qwen2": _qwen2, "qwen3": _qwen3, "qwen3_moe": _qwen3_moe, "mixtral": _mixtral,
     "gemma3_text": _gemma3, "gpt_oss": _gpt_oss, "seed_oss": _seed_oss, "llama4_text": _llama4,
     "deepseek_v3": _deepseek_v3, "gpt2": _gpt2, "mistral": _mistral, "phi3": _phi3, "gemma2": _gemma2,
     "olmo2": _olmo2, "qwen2_moe": _qwen2_moe, "deepseek_v2": _deepseek_v2, "gpt_neox": _gpt_neox,
+    "bert": _bert, "t5": _t5,
 }

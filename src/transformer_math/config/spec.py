@@ -92,7 +92,8 @@ class ModelSpec:
     norm: str = field(default="rmsnorm", metadata=sym("Norm", "-", "rmsnorm | layernorm"))
     norms_per_layer: int = field(default=2, metadata=sym("n_norm", "#", "norms per layer"))
     norm_placement: str = field(default="pre", metadata=sym(
-        "-", "-", "pre (norm before each block) | post (after it, OLMo-2) | sandwich (both, Gemma 2/3)"))
+        "-", "-", "pre (norm before each block) | post (after it, OLMo-2) | sandwich (both, Gemma 2/3) | "
+        "post_add (after the residual add: x ← Norm(x + Block(x)), the original Transformer and BERT)"))
     block: str = field(default="sequential", metadata=sym(
         "-", "-", "sequential | parallel (attention and MLP read the same input and add to one residual)"))
     qk_norm: bool = field(default=False, metadata=sym("-", "-", "learned q/k norms"))
@@ -113,6 +114,22 @@ class ModelSpec:
     moe: MoESpec | None = None
     mla: MLASpec | None = None
     layers: tuple[LayerSpec, ...] = ()
+    arch: str = field(default="decoder", metadata=sym(
+        "-", "-", "decoder (causal LM) | encoder (bidirectional, masked LM: BERT) | encoder_decoder (T5: `layers` "
+        "are the decoder's, each also cross-attending to the output of `encoder_layers`)"))
+    encoder_layers: tuple[LayerSpec, ...] = field(default=(), metadata=sym(
+        "N_enc", "#", "encoder layers of an encoder_decoder model (bidirectional self-attention and an MLP)"))
+    prefix_length: int = field(default=0, metadata=sym(
+        "P_pfx", "tokens", "prefix-LM: the first P_pfx tokens attend to each other both ways (0: causal)"))
+    token_types: int = field(default=0, metadata=sym("V_tt", "#", "token-type (segment) embeddings, BERT"))
+    embedding_norm: bool = field(default=False, metadata=sym(
+        "1_embnorm", "-", "a norm right after the embeddings (BERT)"))
+    head_transform: bool = field(default=False, metadata=sym(
+        "1_htf", "-", "the LM head first maps d → d, applies the activation and a norm (BERT's MLM head)"))
+    lm_head_bias: bool = field(default=False, metadata=sym("-", "-", "a bias on the vocabulary projection (BERT)"))
+    relative_buckets: int = field(default=0, metadata=sym(
+        "n_rel", "#", "relative-position buckets: one learned bias per bucket and head, shared by all layers of a "
+        "stack (T5); 0: none"))
     weight_dtype: str = field(default="bf16", metadata=sym("b_w", "bytes/elt", "checkpoint dtype"))
     quantized: tuple[tuple[str, str], ...] = ()  # (tensor group, dtype): kept in fp32, or from quantization_config
     read_keys: tuple[str, ...] = field(default=(), compare=False)
@@ -133,7 +150,8 @@ class ModelSpec:
                              f"h_kv must divide h_q = {self.n_heads} (GQA groups of equal size)")
         if self.norm not in ("rmsnorm", "layernorm"):
             raise TmathError("norm", self.norm, "rmsnorm or layernorm")
-        _check_choice("norm_placement", self.norm_placement, ("pre", "post", "sandwich"))
+        _check_choice("norm_placement", self.norm_placement, ("pre", "post", "sandwich", "post_add"))
+        _check_arch(self)
         _check_choice("block", self.block, ("sequential", "parallel"))
         _check_choice("qk_norm_span", self.qk_norm_span, ("head", "all"))
         _check_fraction("rotary_fraction", self.rotary_fraction)
@@ -143,7 +161,7 @@ class ModelSpec:
                 check_number(f, value, low=0, high=1e15, open_low=True)  # None: no soft-capping
         if len(self.layers) != self.n_layers:
             raise TmathError("layers", len(self.layers), f"one LayerSpec per layer: N_L = {self.n_layers}")
-        for i, layer in enumerate(self.layers):
+        for i, layer in self._all_layers():
             if layer.attention not in ("full", "sliding", "chunked", "linear"):
                 raise TmathError(f"layers[{i}].attention", layer.attention, "full, sliding, chunked or linear")
             if layer.attention == "linear":  # a fixed-size state over every token: no window, no softmax
@@ -176,7 +194,21 @@ class ModelSpec:
             check_int("q_rank", self.mla.q_rank, low=0, high=MAX_SIZE)
         object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self) if f.compare)))
 
+    def _all_layers(self) -> list[tuple[str, LayerSpec]]:
+        return [*((str(i), x) for i, x in enumerate(self.layers)),
+                *((f"encoder {i}", x) for i, x in enumerate(self.encoder_layers))]
+
     # Derived symbols (docs/symbols.md).
+    @property
+    def causal(self) -> bool:
+        """Whether the (decoder) stack predicts left to right; an encoder-only model attends both ways."""
+        return self.arch != "encoder"
+
+    @property
+    def encoder_kinds(self) -> list[tuple[LayerSpec, int]]:
+        """Distinct encoder layer kinds of an encoder_decoder model, with their counts."""
+        return list(_kinds(self.encoder_layers))
+
     @property
     def gqa_group(self) -> int:
         """g_GQA = h_q / h_kv."""
@@ -206,7 +238,8 @@ class ModelSpec:
             for f in fields(obj):
                 s = f.metadata.get("symbol")
                 if s and s != "-":
-                    out[s] = getattr(obj, f.name)
+                    value = getattr(obj, f.name)
+                    out[s] = len(value) if isinstance(value, tuple) else value  # N_enc: a stack of layers
         return out
 
 
@@ -216,7 +249,30 @@ def _kinds(layers: tuple[LayerSpec, ...]) -> tuple[tuple[LayerSpec, int], ...]:
     return tuple(Counter(layers).items())
 
 
-def _check_linear(s: ModelSpec, i: int, layer: LayerSpec) -> None:
+def _check_arch(s: ModelSpec) -> None:
+    """Encoders attend both ways and keep no cache; cross-attention needs an encoder; a prefix needs a decoder."""
+    _check_choice("arch", s.arch, ("decoder", "encoder", "encoder_decoder"))
+    if (s.arch == "encoder_decoder") != bool(s.encoder_layers):
+        raise TmathError("encoder_layers", len(s.encoder_layers),
+                         "at least one encoder layer for arch encoder_decoder, none otherwise")
+    check_int("prefix_length", s.prefix_length, low=0, high=s.max_context)
+    if s.prefix_length and s.arch != "decoder":
+        raise TmathError("prefix_length", s.prefix_length, "0 unless arch is decoder (a prefix-LM is a decoder)")
+    if s.prefix_length and any(x.attention != "full" for x in s.layers):
+        raise TmathError("prefix_length", s.prefix_length, "0 unless every layer has full attention")
+    check_int("token_types", s.token_types, low=0, high=MAX_SIZE)
+    check_int("relative_buckets", s.relative_buckets, low=0, high=MAX_SIZE)
+    if s.arch != "decoder":
+        for i, layer in s._all_layers():
+            if layer.attention != "full" or layer.mlp != "dense":
+                raise TmathError(f"layers[{i}]", layer.kind, "full attention and a dense MLP in encoder models")
+        if s.mla is not None or s.sinks or s.n_sink_tokens:
+            raise TmathError("arch", s.arch, "decoder for MLA and attention sinks (encoders are plain attention)")
+    if s.norm_placement == "post_add" and s.norms_per_layer != 2:
+        raise TmathError("norms_per_layer", s.norms_per_layer, "2 with post_add norms (one after each add)")
+
+
+def _check_linear(s: ModelSpec, i: str, layer: LayerSpec) -> None:
     """A linear-attention layer (Katharopoulos et al. 2020) attends to every token through its state."""
     if layer.window is not None:
         raise TmathError(f"layers[{i}].window", layer.window, "a linear-attention layer has no window (None)")

@@ -71,6 +71,20 @@ def causal_pairs(*, T: int, kind: str, S: int | None) -> int:
     return full * S * (S + 1) // 2 + rest * (rest + 1) // 2
 
 
+@formula(id="flops.pairs.prefix", symbol="n_pairs", unit="pairs", expr="P·P + (T·(T+1) − P·(P+1))/2",
+         source="Raffel et al. 2020 (T5) §3.2.1 prefix-LM mask: the first P = min(P_pfx, T) tokens attend to each "
+                "other both ways, the rest causally; only unmasked pairs (conventions.md causal convention)")
+def prefix_pairs(*, T: int, P: int) -> int:
+    return P * P + (T * (T + 1) - P * (P + 1)) // 2
+
+
+@formula(id="flops.pairs.cross", symbol="n_pairs", unit="pairs", expr="T·T_enc",
+         source="Vaswani et al. 2017 §3.2.3 encoder–decoder attention: each of the T decoder positions attends to all "
+                "T_enc encoder outputs (no mask)")
+def cross_pairs(*, T: int, T_enc: int) -> int:
+    return T * T_enc
+
+
 @formula(id="flops.train_step", symbol="F_train", unit="FLOPs", expr="(1 + k_bwd)·F_fwd + F_recompute",
          source="backward = 2× forward for matmuls (dL/dX and dL/dW), k_bwd = 2 (PaLM App. B; nanoGPT estimate_mfu)")
 def train_step_flops(*, F_fwd: int, k_bwd: int, F_recompute: int) -> int:

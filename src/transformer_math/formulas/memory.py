@@ -135,11 +135,66 @@ def block_input_activation_bytes(*, n_in: int, c_x: int, B: int, T: int, d: int)
 
 
 @formula(id="memory.activations.head", symbol="M_act,head", unit="bytes",
-         expr="B·T·(c_V·V + 16) + 8·1_B1 + 4 + T·(c_pos·d_rope + 8·1_pos)",
+         expr="B·T·(c_V·V + c_tok) + c_B1·1_B1 + 4 + T·(c_pos·d_rope + 8·1_pos)",
          source="the logits the loss keeps (fp32: c_V = 4; + 2 for the bf16 tanh output of a final-logit soft-cap, "
-                "modeling_gemma2.py Gemma2ForCausalLM.forward), input ids and shifted labels (int64; one padding label "
-                "survives when B = 1), the loss, and the position tables the batch shares: RoPE cos/sin over the "
-                "d_rope rotated features (c_pos = 4 per rope kind in bf16, 8 where the tables stay fp32, "
+                "modeling_gemma2.py Gemma2ForCausalLM.forward), input ids and shifted labels (int64: c_tok = 16; one "
+                "padding label survives when B = 1, c_B1 = 8; the reference trainer's loss adds a bool target mask, "
+                "c_tok = 17), the loss, and the position tables the batch shares: RoPE cos/sin over the d_rope rotated "
+                "features (c_pos = 4 per rope kind in bf16, 8 where the tables stay fp32, "
                 "modeling_olmo2.py Olmo2RotaryEmbedding.forward) or position ids")
-def head_activation_bytes(*, B: int, T: int, c_V: int, V: int, B1: bool, c_pos: int, d_rope: int, pos: bool) -> int:
-    return B * T * (c_V * V + 16) + 8 * B1 + 4 + T * (c_pos * d_rope + 8 * pos)
+def head_activation_bytes(*, B: int, T: int, c_V: int, V: int, c_tok: int, c_B1: int, B1: bool, c_pos: int,
+                          d_rope: int, pos: bool) -> int:
+    return B * T * (c_V * V + c_tok) + c_B1 * B1 + 4 + T * (c_pos * d_rope + 8 * pos)
+
+
+@formula(id="memory.activations.encoder_head", symbol="M_act,head", unit="bytes",
+         expr="B·T·(c_V·V + 16) + 8·T + 8·L_max + c_loss",
+         source="a masked-LM loss (Devlin et al. 2019; modeling_bert.py BertForMaskedLM.forward): the log-softmax "
+                "output cross-entropy keeps (bf16 in HF's eager code, c_V = 2), input ids and labels (int64), the "
+                "token-type ids gathered per position (int64, shared by the batch), the slice of the position-id "
+                "buffer the position embedding keeps (a view whose storage spans all L_max ids) and the loss "
+                "(c_loss = 2, bf16)")
+def encoder_head_activation_bytes(*, B: int, T: int, c_V: int, V: int, L_max: int, c_loss: int) -> int:
+    return B * T * (c_V * V + 16) + 8 * T + 8 * L_max + c_loss
+
+
+@formula(id="memory.activations.cross_attention", symbol="M_act,cross", unit="bytes",
+         expr="B·T·(c_q·h_q·d_h + c_o·h_q·d_h) + B·T_enc·c_k·2·h_kv·d_h + c_s·B·h_q·T·T_enc",
+         source="Vaswani et al. 2017 §3.2.3 encoder–decoder attention, per saved tensor (modeling_t5.py T5Attention "
+                "with key_value_states): the T decoder queries and the attention output, K and V of the T_enc encoder "
+                "outputs, and the T×T_enc attention probabilities")
+def cross_attention_activation_bytes(*, B: int, T: int, T_enc: int, c_q: int, c_o: int, c_k: int, c_s: int, h_q: int,
+                                     h_kv: int, d_h: int) -> int:
+    return B * T * (c_q + c_o) * h_q * d_h + B * T_enc * c_k * 2 * h_kv * d_h + c_s * B * h_q * T * T_enc
+
+
+@formula(id="memory.activations.relative_buckets", symbol="M_act,rel", unit="bytes", expr="8·T·T",
+         source="Raffel et al. 2020 (T5) §2.1 relative position buckets: the embedding lookup of the bias keeps its "
+                "int64 T×T bucket ids, once per stack (modeling_t5.py T5Attention.compute_bias)")
+def relative_bucket_bytes(*, T: int) -> int:
+    return 8 * T * T
+
+
+@formula(id="memory.activations.seq2seq_head", symbol="M_act,head", unit="bytes",
+         expr="B·T·(c_V·V + 16) + 8·B·T_enc + c_loss",
+         source="the decoder's loss (modeling_t5.py T5ForConditionalGeneration.forward): the log-softmax output the "
+                "cross-entropy keeps over V (bf16 in HF's eager code, c_V = 2), decoder ids and labels (int64), the "
+                "encoder's input ids (int64) and the loss (c_loss = 2, bf16)")
+def seq2seq_head_activation_bytes(*, B: int, T: int, T_enc: int, c_V: int, V: int, c_loss: int) -> int:
+    return B * T * (c_V * V + 16) + 8 * B * T_enc + c_loss
+
+
+@formula(id="memory.activations.layer_tables", symbol="M_act,tab", unit="bytes", expr="c_m·T·T + n_tab·c_t·T·d_rope",
+         source="transformer_math.reference.attention (measured with saved-tensor hooks): each layer builds its own "
+                "T×T mask, which scaled_dot_product_attention keeps as fp32 (c_m = 4), and its own RoPE cos/sin tables "
+                "for q and for k (n_tab = 4 tables of T×d_rope, c_t = 4 bytes)")
+def layer_table_bytes(*, c_m: int, T: int, n_tab: int, c_t: int, d_rope: int) -> int:
+    return c_m * T * T + n_tab * c_t * T * d_rope
+
+
+@formula(id="memory.activations.expert_slots", symbol="M_act,slots", unit="bytes", expr="E·C_exp·(c_ff·d_moe + c_x·d)",
+         source="Fedus et al. 2022 (Switch Transformers) §2.1 expert capacity: every expert runs its C_exp slots, "
+                "empty ones zero-padded, so backward keeps E·C_exp dispatched rows (c_x bytes per feature) and their "
+                "MLP intermediates (c_ff per d_moe feature) whatever the routing (transformer_math.reference.moe)")
+def expert_slot_activation_bytes(*, E: int, C_exp: int, c_ff: int, d_moe: int, c_x: int, d: int) -> int:
+    return E * C_exp * (c_ff * d_moe + c_x * d)

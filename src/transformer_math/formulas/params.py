@@ -79,3 +79,27 @@ def experts_params(*, E: int, d: int, d_moe: int, g_up: int, bias: bool) -> int:
                 "report (671B total, 37B activated per token) and Mixtral (Jiang et al. 2024) count active parameters")
 def active_params(*, P: int, P_routed: int, e: int, E: int) -> int:
     return P - P_routed + P_routed * e // E
+
+
+@formula(id="params.token_types", symbol="P_tt", unit="parameters", expr="V_tt·d",
+         source="Devlin et al. 2019 (BERT) §3: a learned segment embedding, one d-vector per token type, added to the "
+                "token and position embeddings (BertEmbeddings.token_type_embeddings)")
+def token_type_params(*, V_tt: int, d: int) -> int:
+    return V_tt * d
+
+
+@formula(id="params.relative_bias", symbol="P_rel", unit="parameters", expr="n_stack·n_rel·h_q",
+         source="Raffel et al. 2020 (T5) §2.1: a learned scalar per relative-position bucket and head, added to the "
+                "attention logits; one table per stack, shared by its layers (HF modeling_t5.py "
+                "relative_attention_bias = Embedding(n_rel, h) in each stack's first layer)")
+def relative_bias_params(*, n_stack: int, n_rel: int, h_q: int) -> int:
+    return n_stack * n_rel * h_q
+
+
+@formula(id="params.lm_head_bias", symbol="P_LMb", unit="parameters", expr="V",
+         source="Devlin et al. 2019 (BERT): the MLM head adds a learned bias per vocabulary entry "
+                "(BertLMPredictionHead.bias)")
+def lm_head_bias_params(*, V: int) -> int:
+    """P_LMb [parameters] = V. Untied, transformers 5 registers a second, unused copy (decoder.bias beside bias):
+    not counted, as no checkpoint stores it and no output reads it."""
+    return V

@@ -36,21 +36,36 @@ from transformer_math.config.spec import ModelSpec
 from transformer_math.reference.attention import Attention, attention_mask
 from transformer_math.reference.cache import FullCache, ModelCache, WindowCache
 from transformer_math.reference.details import Details, RopeConfig, details_for, details_from_hf
+from transformer_math.reference.encoder import (
+    CrossAttention,
+    EncoderDecoderCache,
+    EncoderDecoderModel,
+    EncoderModel,
+    RelativeBias,
+    relative_bucket,
+)
+from transformer_math.reference.generate import GenerationConfig, generate
 from transformer_math.reference.hf_names import convert_hf_state_dict
+from transformer_math.reference.latent import LatentBlock
 from transformer_math.reference.mlp import MLP
 from transformer_math.reference.model import Block, Model, generate_greedy, load_hf_state_dict
 from transformer_math.reference.norms import LayerNorm, RMSNorm
 from transformer_math.reference.positions import RoPE, alibi_bias, alibi_slopes, rope_frequencies, sinusoidal_positions
 
 
-def build(spec: ModelSpec, details: Details | None = None) -> Model:
-    """The reference model of `spec` (fp32, random weights; load_hf_state_dict fills them)."""
+def build(spec: ModelSpec, details: Details | None = None) -> Model | EncoderModel | EncoderDecoderModel:
+    """The reference model of `spec` by its arch (fp32, random weights; load_hf_state_dict fills them)."""
+    if spec.arch == "encoder":
+        return EncoderModel(spec, details)
+    if spec.arch == "encoder_decoder":
+        return EncoderDecoderModel(spec, details)
     return Model(spec, details)
 
 
 __all__ = [
-    "MLP", "Attention", "Block", "Details", "FullCache", "LayerNorm", "Model", "ModelCache", "RMSNorm", "RoPE",
-    "RopeConfig", "WindowCache", "alibi_bias", "alibi_slopes", "attention_mask", "build", "convert_hf_state_dict",
-    "details_for", "details_from_hf", "generate_greedy", "load_hf_state_dict", "rope_frequencies",
-    "sinusoidal_positions",
+    "MLP", "Attention", "Block", "CrossAttention", "EncoderDecoderCache", "EncoderDecoderModel", "EncoderModel",
+    "RelativeBias", "relative_bucket", "Details", "FullCache", "GenerationConfig", "LatentBlock", "LayerNorm", "Model",
+    "ModelCache", "RMSNorm", "RoPE", "RopeConfig", "WindowCache", "alibi_bias", "alibi_slopes", "attention_mask",
+    "build", "convert_hf_state_dict", "details_for", "details_from_hf", "generate", "generate_greedy",
+    "load_hf_state_dict", "rope_frequencies", "sinusoidal_positions",
 ]

@@ -10,7 +10,7 @@
     p = softmax_s(s)   — with gpt-oss sinks, a learned logit per head joins the softmax and is dropped after it
     y = concat_h(p·v)·W_O
 Runs torch's scaled_dot_product_attention where it applies, else the explicit softmax (always with sinks,
-soft-cap or ALiBi; `use_sdpa = False` forces it). MHA is h_kv = h_q, MQA is h_kv = 1.
+soft-cap, ALiBi or a score bias; `use_sdpa = False` forces it). MHA is h_kv = h_q, MQA is h_kv = 1.
 FLOPs per token: 2·d·(h_q + 2·h_kv)·d_h (projections), 2·h_q·d_h·d (W_O) and 2·2·h_q·d_h per attended key
 (scores and values). KV cache per token: 2·h_kv·d_h elements.
 
@@ -89,7 +89,8 @@ class Attention(nn.Module):
         return WindowCache(self.window, self.n_sinks)
 
     def forward(self, x_BTD: torch.Tensor, pos_T: torch.Tensor, cache: FullCache | WindowCache | None = None, *,
-                causal: bool = True, prefix: int = 0) -> torch.Tensor:
+                causal: bool = True, prefix: int = 0, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """`bias`: an additive score bias broadcast over B×h_q×T×S (T5's relative positions), if any."""
         B, T, _ = x_BTD.shape
         q, k, v = self.q(x_BTD), self.k(x_BTD), self.v(x_BTD)
         if self.q_norm is not None and self.k_norm is not None and self.qk_span == "all":
@@ -106,15 +107,15 @@ class Attention(nn.Module):
             k_BHTD, v_BHTD, k_pos_S = cache.update(k_BHTD, v_BHTD, pos_T)
         mask_TS = attention_mask(pos_T, k_pos_S, kind=self.kind, window=self.window, causal=causal, prefix=prefix,
                                  n_sinks=self.n_sinks)
-        if self.use_sdpa and self.sinks is None and self.softcap is None and not self.alibi:
+        if self.use_sdpa and self.sinks is None and self.softcap is None and not self.alibi and bias is None:
             y_BHTD = F.scaled_dot_product_attention(q_BHTD, k_BHTD, v_BHTD, attn_mask=mask_TS, scale=self.scale,
                                                     enable_gqa=self.h_kv != self.h_q)
         else:
-            y_BHTD = self._explicit(q_BHTD, k_BHTD, v_BHTD, mask_TS, pos_T, k_pos_S)
+            y_BHTD = self._explicit(q_BHTD, k_BHTD, v_BHTD, mask_TS, pos_T, k_pos_S, bias)
         return self.o(y_BHTD.transpose(1, 2).reshape(B, T, self.h_q * self.d_h))
 
     def _explicit(self, q_BHTD: torch.Tensor, k_BHSD: torch.Tensor, v_BHSD: torch.Tensor, mask_TS: torch.Tensor,
-                  pos_T: torch.Tensor, k_pos_S: torch.Tensor) -> torch.Tensor:
+                  pos_T: torch.Tensor, k_pos_S: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         g = self.h_q // self.h_kv  # each KV head serves g query heads
         k_BHSD, v_BHSD = k_BHSD.repeat_interleave(g, dim=1), v_BHSD.repeat_interleave(g, dim=1)
         s_BHTS = (q_BHTD @ k_BHSD.transpose(-1, -2)) * self.scale
@@ -122,6 +123,8 @@ class Attention(nn.Module):
             s_BHTS = self.softcap * torch.tanh(s_BHTS / self.softcap)
         if self.alibi:
             s_BHTS = s_BHTS + alibi_bias(self.h_q, pos_T, k_pos_S).to(s_BHTS.dtype)
+        if bias is not None:
+            s_BHTS = s_BHTS + bias
         s_BHTS = s_BHTS.masked_fill(~mask_TS, float("-inf"))
         if self.sinks is None:
             p_BHTS = torch.softmax(s_BHTS.float(), dim=-1).to(q_BHTD.dtype)

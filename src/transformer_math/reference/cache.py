@@ -39,6 +39,11 @@ class FullCache:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.k, self.v) if t is not None)
 
+    def select(self, idx_B: torch.Tensor) -> None:
+        """Keep batch rows idx_B, in that order (beam search: each beam continues the row it came from)."""
+        if self.k is not None and self.v is not None:
+            self.k, self.v = self.k[idx_B], self.v[idx_B]
+
 
 class WindowCache:
     """A ring buffer of the last `capacity` = S − 1 tokens, plus the first k_sinks tokens pinned.
@@ -97,6 +102,11 @@ class WindowCache:
     def nbytes(self) -> int:
         return self.ring.nbytes() + self.sinks.nbytes()
 
+    def select(self, idx_B: torch.Tensor) -> None:
+        """Keep batch rows idx_B, in that order (the slot positions are shared by the batch)."""
+        self.ring.select(idx_B)
+        self.sinks.select(idx_B)
+
 
 class ModelCache:
     """One cache per layer (each attention module's new_cache()) and the number of tokens seen."""
@@ -107,3 +117,8 @@ class ModelCache:
 
     def nbytes(self) -> int:
         return sum(c.nbytes() for c in self.layers)
+
+    def select(self, idx_B: torch.Tensor) -> None:
+        """Keep batch rows idx_B, in that order, in every layer's cache (beam search reorders its beams)."""
+        for c in self.layers:
+            c.select(idx_B)

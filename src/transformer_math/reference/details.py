@@ -84,6 +84,10 @@ class Details:
     # the rotated pairs are interleaved (x_2i, x_2i+1) as DeepSeek's checkpoints store them
     mla_rope: Mapping[str, Any] | None = field(default=None, compare=False)
     rope_interleave: bool = True
+    # T5: relative positions farther apart than this share the last bucket; the decoder output is scaled by d^-½
+    # before a tied LM head (head_scale)
+    relative_max_distance: int = 128
+    head_scale: float = 1.0
 
 
 def details_for(spec: ModelSpec) -> Details:
@@ -97,9 +101,11 @@ def details_for(spec: ModelSpec) -> Details:
                       fraction=spec.rotary_fraction, kind="linear" if spec.rope_scaling else "default",
                       factor=spec.rope_scaling or 1.0)
     local = RopeConfig(theta=10000.0, fraction=spec.rotary_fraction) if spec.family == "gemma3" else None
-    eps = 1e-5 if spec.norm == "layernorm" or spec.family == "phi3" else 1e-6
+    eps = {"bert": 1e-12}.get(spec.family, 1e-5 if spec.norm == "layernorm" or spec.family == "phi3" else 1e-6)
+    t5 = spec.family == "t5"
     return Details(norm_eps=eps, norm_offset=1.0 if gemma else 0.0, rope=rope, rope_local=local,
-                   embed_scale=math.sqrt(spec.d_model) if gemma else 1.0)
+                   embed_scale=math.sqrt(spec.d_model) if gemma else 1.0, attn_scale=1.0 if t5 else None,
+                   head_scale=spec.d_model ** -0.5 if t5 and spec.tie_embeddings else 1.0)
 
 
 def details_from_hf(config: Mapping[str, Any]) -> Details:
@@ -131,8 +137,12 @@ def details_from_hf(config: Mapping[str, Any]) -> Details:
         n_group = topk_group = 1  # plain greedy top-e: the groups in the config are not used
     scaling, limit = c.get("routed_scaling_factor"), c.get("swiglu_limit")
     mla = c.get("kv_lora_rank") is not None
+    t5 = family == "t5"  # unscaled logits q·k; transformers 5 says whether to scale the head in scale_decoder_outputs
+    t5_scale = c.get("scale_decoder_outputs", c.get("tie_word_embeddings", True)) if t5 else False
     return Details(norm_eps=eps, norm_offset=1.0 if gemma else 0.0, rope=rope, rope_local=local,
-                   attn_scale=float(scalar) ** -0.5 if scalar else None,
+                   attn_scale=1.0 if t5 else float(scalar) ** -0.5 if scalar else None,
+                   relative_max_distance=int(c.get("relative_attention_max_distance") or 128),
+                   head_scale=int(c.get("d_model") or 1) ** -0.5 if t5_scale else 1.0,
                    embed_scale=math.sqrt(d) if gemma else 1.0,
                    n_group=None if n_group is None else int(n_group),
                    topk_group=None if topk_group is None else int(topk_group),

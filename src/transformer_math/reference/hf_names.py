@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -71,6 +72,44 @@ _NEOX = [
     (r"^gpt_neox\.layers\.(\d+)\.mlp\.dense_h_to_4h\.", r"layers.\1.mlp.up."),
     (r"^gpt_neox\.layers\.(\d+)\.mlp\.dense_4h_to_h\.", r"layers.\1.mlp.down."),
 ]
+_BERT_LAYER = r"^bert\.encoder\.layer\.(\d+)\."
+_BERT = [
+    (r"^bert\.embeddings\.word_embeddings\.", "embed."), (r"^bert\.embeddings\.position_embeddings\.", "pos_embed."),
+    (r"^bert\.embeddings\.token_type_embeddings\.", "type_embed."), (r"^bert\.embeddings\.LayerNorm\.", "embed_norm."),
+    (_BERT_LAYER + r"attention\.self\.(query|key|value)\.", lambda m: f"layers.{m[1]}.attn.{m[2][0]}."),
+    (_BERT_LAYER + r"attention\.output\.dense\.", r"layers.\1.attn.o."),
+    (_BERT_LAYER + r"attention\.output\.LayerNorm\.", r"layers.\1.norm_attn_out."),
+    (_BERT_LAYER + r"intermediate\.dense\.", r"layers.\1.mlp.up."),
+    (_BERT_LAYER + r"output\.dense\.", r"layers.\1.mlp.down."),
+    (_BERT_LAYER + r"output\.LayerNorm\.", r"layers.\1.norm_mlp_out."),
+    (r"^cls\.predictions\.transform\.dense\.", "head_transform."),
+    (r"^cls\.predictions\.transform\.LayerNorm\.", "head_norm."),
+    (r"^cls\.predictions\.decoder\.", "lm_head."), (r"^cls\.predictions\.bias$", "lm_head.bias"),
+]
+_T5_BLOCK = r"^(encoder|decoder)\.block\.(\d+)\.layer\."
+_T5_STACK = {"encoder": "encoder_layers", "decoder": "layers"}
+_T5_MLP = {"wi": "up", "wi_0": "gate", "wi_1": "up", "wo": "down"}
+
+
+def _t5_sublayer(m: re.Match[str]) -> str:
+    stack, i, j, part = _T5_STACK[m[1]], m[2], int(m[3]), m[4]
+    if part == "layer_norm":  # the norm before sublayer j: self-attention, cross-attention (decoder), MLP
+        which = ("attn", "cross", "mlp")[j] if m[1] == "decoder" else ("attn", "mlp")[j]
+        return f"{stack}.{i}.norm_{which}_in."
+    if part in ("SelfAttention", "EncDecAttention"):
+        return f"{stack}.{i}.{'attn' if part == 'SelfAttention' else 'cross'}."
+    return f"{stack}.{i}.mlp."
+
+
+_T5 = [
+    (r"^(shared|encoder\.embed_tokens|decoder\.embed_tokens)\.", "embed."), (r"^lm_head\.", "lm_head."),
+    (r"^encoder\.final_layer_norm\.", "encoder_norm."), (r"^decoder\.final_layer_norm\.", "final_norm."),
+    (_T5_BLOCK + r"0\.SelfAttention\.relative_attention_bias\.",
+     lambda m: f"{m[1]}_bias.table."),
+    (_T5_BLOCK + r"(\d+)\.DenseReluDense\.(wi_0|wi_1|wi|wo)\.",
+     lambda m: f"{_T5_STACK[m[1]]}.{m[2]}.mlp.{_T5_MLP[m[4]]}."),
+    (_T5_BLOCK + r"(\d+)\.(layer_norm|SelfAttention|EncDecAttention)\.", _t5_sublayer),
+]
 _SKIP = re.compile(r"(rotary_emb|inv_freq|embed_scale|attn\.bias$|attn\.masked_bias$)")
 _XW_EXPERTS = ("gpt_oss",)  # families whose fused experts are stored x·W with gate/up interleaved
 _EXPERT_PART = {"gate": "gate_EFD", "up": "up_EFD", "down": "down_EDF", "w1": "gate_EFD", "w3": "up_EFD",
@@ -78,7 +117,11 @@ _EXPERT_PART = {"gate": "gate_EFD", "up": "up_EFD", "down": "down_EDF", "w1": "g
 _EXPERT_NAME = re.compile(r"^(layers\.\d+\.mlp)\.expert_(\w+)\.(\d+)$")
 
 
-def _rules(spec: ModelSpec) -> list[tuple[str, str]]:
+def _rules(spec: ModelSpec) -> list[tuple[str, Any]]:
+    if spec.family == "bert":
+        return _BERT
+    if spec.family == "t5":
+        return _T5
     if spec.family == "gpt2":
         return _GPT2
     if spec.family == "gpt_neox":
@@ -166,4 +209,6 @@ def convert_hf_state_dict(spec: ModelSpec, hf_state_dict: Mapping[str, torch.Ten
     _stack_experts(out)
     if spec.tie_embeddings:
         out["lm_head.weight"] = out["embed.weight"]
+    if spec.family == "bert" and "lm_head.bias" in out:  # untied, transformers 5 keeps a second, unused bias
+        out["lm_head.bias"] = hf_state_dict.get("cls.predictions.decoder.bias", out["lm_head.bias"])
     return out

@@ -60,6 +60,11 @@ class LinearStateCache:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.S, self.z) if t is not None)
 
+    def select(self, idx_B: torch.Tensor) -> None:
+        """Keep batch rows idx_B, in that order (beam search: each beam continues the state it came from)."""
+        if self.S is not None and self.z is not None:
+            self.S, self.z = self.S[idx_B], self.z[idx_B]
+
 
 class LinearAttention(Attention):
     """Linear attention of layer `layer_index` (formulas in the module docstring; attention.py's interface)."""

@@ -6,6 +6,7 @@
       post     (OLMo-2):       x ← x + Norm(Attn(x));          x ← x + Norm(MLP(x))
       sandwich (Gemma 2/3):    x ← x + Norm(Attn(Norm(x)));    x ← x + Norm(MLP(Norm(x)))
       parallel (GPT-NeoX):     x ← x + Attn(Norm₁(x)) + MLP(Norm₂(x))
+      post_add (BERT):         x ← Norm(x + Attn(x));          x ← Norm(x + MLP(x))
     logits = Norm(x)·W_LM (W_LM = W_Eᵀ when tied, 1_tie),  then c_logit·tanh(logits/c_logit) if soft-capped
 
 Layers with LayerSpec.mlp == "moe" use transformer_math.reference.moe.MoE(spec, …) with the routing settings the
@@ -16,7 +17,8 @@ built. Hugging Face names and layouts → ours: hf_names.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -53,34 +55,55 @@ def make_mlp(spec: ModelSpec, layer_index: int, details: Details) -> nn.Module:
     return MLP(spec.d_model, layer.d_ff, act=spec.activation, n_up=spec.n_up, bias=spec.mlp_bias)
 
 
+def _norm(norm: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    return x if norm is None else norm(x)
+
+
+def residual(x_BTD: torch.Tensor, f: Callable[[torch.Tensor], torch.Tensor], norm_in: nn.Module | None,
+             norm_out: nn.Module | None, post_add: bool) -> torch.Tensor:
+    """One sublayer on the residual stream, with its norms where the placement puts them."""
+    if post_add:
+        assert norm_out is not None
+        return norm_out(x_BTD + f(x_BTD))
+    return x_BTD + _norm(norm_out, f(_norm(norm_in, x_BTD)))
+
+
+def encoder_view(spec: ModelSpec) -> ModelSpec:
+    """The encoder stack of an encoder–decoder spec as a spec of its own (its layers at spec.layers)."""
+    return replace(spec, arch="encoder", n_layers=len(spec.encoder_layers), layers=spec.encoder_layers,
+                   encoder_layers=())
+
+
 class Block(nn.Module):
-    """One decoder layer. Norms present by placement: pre → *_in; post → *_out; sandwich → both."""
+    """One layer. Norms present by placement: pre → *_in; post, post_add → *_out; sandwich → both."""
 
-    def __init__(self, spec: ModelSpec, layer_index: int, details: Details) -> None:
+    def __init__(self, spec: ModelSpec, layer_index: int, details: Details, *, encoder: bool = False) -> None:
         super().__init__()
-        self.parallel = spec.block == "parallel"
-        self.attn = make_attention(spec, layer_index, details)
-        self.mlp = make_mlp(spec, layer_index, details)
-        place = spec.norm_placement
-
-        def norm(wanted: bool) -> nn.Module | None:
-            return make_norm(spec.norm, spec.d_model, details.norm_eps, details.norm_offset) if wanted else None
-
-        self.norm_attn_in, self.norm_mlp_in = norm(place != "post"), norm(place != "post")
-        self.norm_attn_out, self.norm_mlp_out = norm(place != "pre"), norm(place != "pre")
+        self.parallel, self.post_add = spec.block == "parallel", spec.norm_placement == "post_add"
+        layer_spec = encoder_view(spec) if encoder else spec
+        self.attn = make_attention(layer_spec, layer_index, details)
+        self.mlp = make_mlp(layer_spec, layer_index, details)
+        self.norm_attn_in, self.norm_mlp_in = self.norm(spec, details, "in"), self.norm(spec, details, "in")
+        self.norm_attn_out, self.norm_mlp_out = self.norm(spec, details, "out"), self.norm(spec, details, "out")
 
     @staticmethod
-    def _maybe(norm: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
-        return x if norm is None else norm(x)
+    def norm(spec: ModelSpec, details: Details, side: str) -> nn.Module | None:
+        """The norm before ("in") or after ("out") a sublayer, if the placement has one there."""
+        place = spec.norm_placement
+        wanted = place in ("pre", "sandwich") if side == "in" else place != "pre"
+        return make_norm(spec.norm, spec.d_model, details.norm_eps, details.norm_offset) if wanted else None
 
     def forward(self, x_BTD: torch.Tensor, pos_T: torch.Tensor, cache: object = None, *, causal: bool = True,
-                prefix: int = 0) -> torch.Tensor:
-        a = self._maybe(self.norm_attn_out,
-                        self.attn(self._maybe(self.norm_attn_in, x_BTD), pos_T, cache, causal=causal, prefix=prefix))
+                prefix: int = 0, **attn_kw: torch.Tensor) -> torch.Tensor:
+        """attn_kw: a score `bias` for the attention (T5's relative positions), passed on when given."""
+        def attend(h: torch.Tensor) -> torch.Tensor:
+            return self.attn(h, pos_T, cache, causal=causal, prefix=prefix, **attn_kw)
+
         if self.parallel:  # both branches read the same x
-            return x_BTD + a + self._maybe(self.norm_mlp_out, self.mlp(self._maybe(self.norm_mlp_in, x_BTD)))
-        x_BTD = x_BTD + a
-        return x_BTD + self._maybe(self.norm_mlp_out, self.mlp(self._maybe(self.norm_mlp_in, x_BTD)))
+            a = _norm(self.norm_attn_out, attend(_norm(self.norm_attn_in, x_BTD)))
+            return x_BTD + a + _norm(self.norm_mlp_out, self.mlp(_norm(self.norm_mlp_in, x_BTD)))
+        x_BTD = residual(x_BTD, attend, self.norm_attn_in, self.norm_attn_out, self.post_add)
+        return residual(x_BTD, self.mlp, self.norm_mlp_in, self.norm_mlp_out, self.post_add)
 
 
 class Model(nn.Module):
@@ -103,8 +126,10 @@ class Model(nn.Module):
         return ModelCache([block.attn.new_cache() for block in self.layers])  # type: ignore[union-attr,operator]
 
     def forward(self, ids_BT: torch.Tensor, cache: ModelCache | None = None, *, causal: bool = True,
-                prefix: int = 0) -> torch.Tensor:
-        """Logits B×T×V of the T new tokens; with a cache, they continue the `cache.seen` tokens before them."""
+                prefix: int | None = None) -> torch.Tensor:
+        """Logits B×T×V of the T new tokens; with a cache, they continue the `cache.seen` tokens before them.
+        prefix: tokens that see each other both ways (prefix-LM), spec.prefix_length unless given."""
+        prefix = self.spec.prefix_length if prefix is None else prefix
         start = cache.seen if cache is not None else 0
         T = ids_BT.shape[1]
         pos_T = torch.arange(start, start + T, device=ids_BT.device)
@@ -142,6 +167,7 @@ def generate_greedy(model: Model, ids_BT: torch.Tensor, n_new: int, *, use_cache
     return out
 
 
-def load_hf_state_dict(model: Model, hf_state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Copy a Hugging Face *ForCausalLM state dict into `model` (every parameter must be matched)."""
-    model.load_state_dict(convert_hf_state_dict(model.spec, hf_state_dict), strict=True)
+def load_hf_state_dict(model: nn.Module, hf_state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Copy a Hugging Face state dict (*ForCausalLM, BertForMaskedLM, T5ForConditionalGeneration) into `model`
+    (every parameter must be matched)."""
+    model.load_state_dict(convert_hf_state_dict(model.spec, hf_state_dict), strict=True)  # type: ignore[arg-type]

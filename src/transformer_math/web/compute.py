@@ -101,7 +101,7 @@ def curve_(r: CurveRequest) -> list[dict[str, Any]]:
 
 
 def _row(name: str, analysis: dict[str, Any]) -> dict[str, Any]:
-    return {"model": name, **{k: analysis[k] for k in COMPARED}}
+    return {"model": name, **{k: analysis.get(k) for k in COMPARED}}  # None: an encoder has no cache, no decode
 
 
 def _compared(w: CompareWith, field: str, room: int) -> list[tuple[str, AnalyzeRequest]]:

@@ -70,7 +70,7 @@ class AnalyzeOptions(BaseModel):
     kv_dtype: str = Field("bf16", max_length=20)
     attention: Literal["dense", "causal"] = "dense"
     recompute: Recompute = "none"
-    activations: Literal["fused", "eager"] = "fused"
+    activations: Literal["fused", "eager", "reference"] = "fused"
 
 
 class ServeOptions(BaseModel):

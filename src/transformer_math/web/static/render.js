@@ -24,7 +24,9 @@ function renderCards(a) {
       `<span class="label">${esc(l)} <span class="sym"></span></span><span class="value"></span></button>`).join("");
   }
   for (const b of box.children) {
-    const q = a.quantities[b.dataset.key];
+    const q = a.quantities[b.dataset.key];  // none for an encoder-only model's cache and decode step
+    b.hidden = !q;
+    if (!q) continue;
     setText(b.querySelector(".sym"), q.symbol);
     setText(b.querySelector(".value"), fmt(q.value, q.unit));
   }
@@ -102,6 +104,6 @@ function renderOps(a) {
 function renderCompare(rows) {
   if (!rows) { setHtml("comparison", '<p class="muted">Pick presets or add a config.json under “Compare with”.</p>'); return; }
   setHtml("comparison", table(rows.map((r) => [esc(r.model), fmtCount(r["params.total"]), fmtCount(r["params.active"]),
-    fmtBytes(r["memory.weights_bytes"]), fmtBytes(r["memory.kv_cache_bytes"]), fmtCount(r["flops.prefill"]),
-    fmtCount(r["flops.decode_token"])]), ["model", "params", "active", "weights", "KV cache", "prefill FLOPs", "decode FLOPs"]));
+    fmtBytes(r["memory.weights_bytes"]), r["memory.kv_cache_bytes"] == null ? "—" : fmtBytes(r["memory.kv_cache_bytes"]),
+    fmtCount(r["flops.prefill"]), r["flops.decode_token"] == null ? "—" : fmtCount(r["flops.decode_token"])]), ["model", "params", "active", "weights", "KV cache", "prefill FLOPs", "decode FLOPs"]));
 }
