@@ -213,10 +213,10 @@ def recompute_flops(s: ModelSpec, *, B: int, T: int, recompute: str, attention: 
     """Extra forward work in backward: none; selective = attention core (QK^T, PV); full = every layer."""
     parts = []
     if recompute != "none":
-        stacks = [(layer, n, dict(T=T_enc, causal=False)) for layer, n in s.encoder_kinds]
-        stacks += [(layer, n, dict(T=T, causal=s.causal, T_enc=T_enc)) for layer, n in s.layer_kinds]
-        for layer, n, kw in stacks:
-            ops = layer_ops(s, layer, B=B, attention=attention, **kw)  # type: ignore[arg-type]
+        stacks = [(layer, n, T_enc, False, 0) for layer, n in s.encoder_kinds]  # (…, tokens, causal, cross keys)
+        stacks += [(layer, n, T, s.causal, T_enc) for layer, n in s.layer_kinds]
+        for layer, n, T_layer, causal, cross in stacks:
+            ops = layer_ops(s, layer, B=B, T=T_layer, attention=attention, causal=causal, T_enc=cross)
             if recompute == "selective":
                 ops = [op for op in ops if op.name.startswith(("attention.scores", "attention.values",
                                                                "cross_attention.scores", "cross_attention.values"))]
